@@ -1,0 +1,79 @@
+"""Public entry points a notebook user calls; the CLI is a thin layer over these functions."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from culturealign.cultures import parse_cultures
+from culturealign.data.survey import load_survey
+from culturealign.evaluate.wvs import WVSResult, evaluate_wvs, save_result
+from culturealign.llm import Engine, make_engine
+from culturealign.llm.cache import CallCache
+from culturealign.runs import RunFolder, write_json
+
+
+def build_engine(
+    engine: str = "local",
+    model: str = "smollm2",
+    adapter: str | None = None,
+    base_url: str | None = None,
+    dtype: str = "float32",
+    batch_size: int = 16,
+    cache: CallCache | None = None,
+) -> Engine:
+    """An engine from flat settings (what the CLI and recipe YAML carry)."""
+    if engine == "openai":
+        from culturealign.errors import UserError
+
+        if not base_url:
+            raise UserError("engine 'openai' needs --base-url (e.g. http://localhost:8000/v1)")
+        return make_engine("openai", cache, base_url=base_url, model=model, batch_size=batch_size)
+    return make_engine(engine, cache, model=model, adapter=adapter, dtype=dtype, batch_size=batch_size)
+
+
+def eval_wvs(
+    survey: str | Path,
+    cultures: str | Sequence[str],
+    model: str = "smollm2",
+    prompt: str = "aware",
+    adapter: str | None = None,
+    topics: Sequence[str] | None = None,
+    limit: int | None = None,
+    out: str | Path | None = None,
+    engine: str = "local",
+    base_url: str | None = None,
+    dtype: str = "float32",
+    batch_size: int = 16,
+    progress: bool = True,
+) -> WVSResult:
+    """Evaluate a model's WVS alignment and write a run folder (config, cache, eval/wvs-<prompt>/)."""
+    survey_data = load_survey(survey)
+    culture_list = parse_cultures(cultures)
+    out = Path(out or f"runs/eval-wvs-{time.strftime('%Y%m%d-%H%M%S')}")
+    with RunFolder(out) as run:
+        config = {
+            "command": "eval wvs", "survey": str(survey), "cultures": [c.code for c in culture_list], "model": model,
+            "prompt": prompt, "adapter": adapter, "topics": list(topics or []), "limit": limit, "engine": engine,
+            "base_url": base_url, "dtype": dtype,
+        }
+        run.write_config(config)
+        eng = build_engine(engine, model, adapter, base_url, dtype, batch_size, run.cache)
+        start = time.time()
+        result = evaluate_wvs(eng, survey_data, culture_list, prompt, topics, limit, progress)
+        save_result(result, run.eval_dir(f"wvs-{prompt}"))
+        write_cost(run.path, eng, time.time() - start)
+    return result
+
+
+def write_cost(run_dir: Path, engine: Engine, seconds: float) -> None:
+    """Accumulate wall time, model calls, tokens and cache hits in ``cost.json``."""
+    path = run_dir / "cost.json"
+    cost: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    for k, v in {"wall_seconds": round(seconds, 2), **asdict(engine.stats)}.items():
+        cost[k] = cost.get(k, 0) + v
+    write_json(path, cost)

@@ -1,0 +1,102 @@
+"""The ``culturealign`` command. Each command is a thin call into a public function of ``culturealign.api``.
+
+This is the one place that turns a :class:`UserError` into a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from culturealign.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Culturally align LLMs end to end.")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a model (WVS alignment).")
+app.add_typer(eval_app, name="eval")
+console = Console()
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    _state["debug"] = debug
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+Model = Annotated[str, typer.Option(help="Model: 'smollm2', a folder, a .gguf file, a hub id, or a server's model name.")]
+Engine = Annotated[str, typer.Option(help="Engine: local (in process) or openai (an OpenAI-compatible server).")]
+BaseUrl = Annotated[str | None, typer.Option(help="Server URL for --engine openai, e.g. http://localhost:8000/v1.")]
+
+
+@eval_app.command("wvs")
+def eval_wvs_cmd(
+    survey: Annotated[Path, typer.Option(help="WVS folder (questions.jsonl + distributions.csv) or GlobalOpinionQA CSV.")],
+    cultures: Annotated[str, typer.Option(help="Comma-separated ISO alpha-3 codes, e.g. DEU,CHN.")],
+    model: Model = "smollm2",
+    prompt: Annotated[str, typer.Option(help="unaware | aware | cross-culture")] = "aware",
+    adapter: Annotated[str | None, typer.Option(help="PEFT adapter folder to apply to the model.")] = None,
+    topics: Annotated[list[str] | None, typer.Option(help="Only these survey topics (repeatable).")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N questions per culture (seeded sample).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/eval-wvs-<time>).")] = None,
+    engine: Engine = "local",
+    base_url: BaseUrl = None,
+    dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (local engine).")] = "float32",
+    batch_size: int = 16,
+) -> None:
+    """Measure how well a model's answers match a culture's survey answers (four metrics)."""
+    from culturealign.api import eval_wvs
+    from culturealign.evaluate.wvs import format_table
+
+    result = eval_wvs(survey, cultures, model, prompt, adapter, topics, limit, out, engine, base_url, dtype, batch_size)
+    console.print(format_table(result.metrics, f"WVS alignment of {model} ({prompt} prompting)"))
+
+
+@app.command("cultures")
+def cultures_cmd() -> None:
+    """List the cultures the registry knows (code, name, adjective, region)."""
+    from culturealign.cultures import all_cultures
+
+    for c in all_cultures():
+        console.print(f"{c.code}  {c.name:<28} {c.adjective:<16} {c.region}")
+
+
+@app.command("build-survey")
+def build_survey_cmd(
+    respondents: Annotated[Path, typer.Option(help="Official WVS Wave 7 respondent-level CSV.")],
+    questions: Annotated[Path, typer.Option(help="questions.jsonl with the questionnaire's text and options.")],
+    out: Annotated[Path, typer.Option(help="Folder to write the aggregate survey layout into.")],
+) -> None:
+    """Turn the official respondent-level WVS file into the aggregate folder every command reads."""
+    from culturealign.data.survey import load_wvs_respondents, write_survey_folder
+
+    survey = load_wvs_respondents(respondents, questions)
+    write_survey_folder(survey, out)
+    console.print(f"wrote {len(survey.countries)} countries, {len(survey.questions)} questions to {out}")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except UserError as e:
+        if _state["debug"]:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(2)
+        raise

@@ -1,0 +1,1 @@
+"""Evaluations: dataset -> solver (engine call) -> scorer -> metric, results as JSON."""

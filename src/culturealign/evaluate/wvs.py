@@ -1,0 +1,192 @@
+"""WVS alignment: ask every answered survey question for every culture, score the model's option distribution.
+
+dataset (survey questions answered by a culture) -> solver (option scoring under a persona prompt) ->
+scorer (per-item JSD, W1, hit) -> metrics (per culture, per topic, overall). Every question is scored for
+every culture from option probabilities, so no culture is scored on a different subset because a reply
+failed to parse (a pitfall of the paper's scripts); the count of questions is reported per culture.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from culturealign.cultures import Culture, load_similarity
+from culturealign.data.survey import Survey
+from culturealign.errors import UserError
+from culturealign.evaluate import metrics as M
+from culturealign.llm.base import Engine
+from culturealign.prompting import persona_system, survey_messages
+from culturealign.records import SurveyQuestion
+
+METRIC_NAMES = ("culturespa", "one_minus_jsd", "accuracy", "wasserstein")
+
+
+@dataclass
+class WVSItem:
+    """One (culture, question) scored: the model's distribution next to the people's."""
+
+    culture: str
+    question_id: str
+    topic: str
+    scale: str
+    model: dict[str, float]
+    human: dict[str, float]
+    choice: str
+    majority: str
+    mass: float
+    one_minus_jsd: float
+    wasserstein: float | None
+
+
+@dataclass
+class WVSResult:
+    mode: str
+    items: list[WVSItem]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def select_questions(
+    survey: Survey, culture: str, topics: Sequence[str] | None = None, limit: int | None = None, seed: int = 0
+) -> list[SurveyQuestion]:
+    """The culture's answered questions, filtered by topic, and a seeded sample of ``limit`` (survey order kept)."""
+    qs = survey.answered(culture)
+    if topics:
+        unknown = set(topics) - set(survey.topics())
+        if unknown:
+            raise UserError(f"unknown topics {sorted(unknown)}: the survey has {survey.topics()}")
+        qs = [q for q in qs if q.topic in topics]
+    if limit is not None and limit < len(qs):
+        keep = set(random.Random(seed).sample([q.id for q in qs], limit))
+        qs = [q for q in qs if q.id in keep]
+    return qs
+
+
+def score_item(culture: str, q: SurveyQuestion, probs: dict[str, float], mass: float, human: dict) -> WVSItem:
+    codes = q.codes
+    p = [probs[c] for c in codes]
+    h = [human[c] for c in codes]
+    w1 = M.wasserstein_normalized([float(c) for c in codes], p, h) if q.scale.startswith("numeric") else None
+    return WVSItem(
+        culture, q.id, q.topic, q.scale, probs, human, max(codes, key=lambda c: probs[c]), M.majority(human), mass,
+        M.one_minus_jsd(p, h), w1,
+    )
+
+
+def aggregate(items: Sequence[WVSItem]) -> dict[str, float]:
+    """The four metrics over a set of items (one culture, or one culture x topic)."""
+    def code(c: str) -> float:
+        return float(c)
+
+    qs = list(items)
+    return {
+        "culturespa": M.culturespa_score([code(i.choice) for i in qs], [code(i.majority) for i in qs],
+                                         [len(i.model) for i in qs]),
+        "one_minus_jsd": M.mean([i.one_minus_jsd for i in qs]),
+        "accuracy": M.mean([float(i.choice == i.majority) for i in qs]),
+        "wasserstein": M.mean([i.wasserstein for i in qs if i.wasserstein is not None]),
+        "mass_on_options": M.mean([i.mass for i in qs]),
+        "n_questions": len(qs),
+    }
+
+
+def summarize(items: Sequence[WVSItem]) -> dict[str, Any]:
+    """Metrics per culture, per culture x topic, per topic (mean over cultures) and overall (mean over cultures)."""
+    by_culture: dict[str, list[WVSItem]] = defaultdict(list)
+    by_pair: dict[tuple[str, str], list[WVSItem]] = defaultdict(list)
+    for it in items:
+        by_culture[it.culture].append(it)
+        by_pair[(it.culture, it.topic)].append(it)
+    per_culture = {c: aggregate(v) for c, v in sorted(by_culture.items())}
+    per_pair = {f"{c}|{t}": aggregate(v) for (c, t), v in sorted(by_pair.items())}
+    topics = sorted({t for _, t in by_pair})
+    per_topic = {
+        t: {m: M.mean([per_pair[f"{c}|{t}"][m] for c in per_culture if f"{c}|{t}" in per_pair]) for m in METRIC_NAMES}
+        for t in topics
+    }
+    overall = {m: M.mean([v[m] for v in per_culture.values()]) for m in (*METRIC_NAMES, "mass_on_options")}
+    overall["n_items"] = len(items)
+    return {"overall": overall, "per_culture": per_culture, "per_topic": per_topic, "per_culture_topic": per_pair}
+
+
+def evaluate_wvs(
+    engine: Engine,
+    survey: Survey,
+    cultures: Sequence[Culture],
+    mode: str = "aware",
+    topics: Sequence[str] | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> WVSResult:
+    """Score ``engine`` on the survey for each culture under one prompt mode (unaware, aware, cross-culture)."""
+    missing = [c.code for c in cultures if c.code not in survey.distributions]
+    if missing:
+        raise UserError(f"the survey has no answers for {missing}: it covers {', '.join(survey.countries)}")
+    similarity = load_similarity(survey.similarity_path) if mode == "cross-culture" and survey.similarity_path else None
+    jobs: list[tuple[Culture, SurveyQuestion]] = []
+    prompts = []
+    for culture in cultures:
+        system = persona_system(culture, mode, similarity)
+        for q in select_questions(survey, culture.code, topics, limit):
+            jobs.append((culture, q))
+            prompts.append(survey_messages(q, system))
+    if not jobs:
+        raise UserError("no survey questions to ask: check --topics and --cultures")
+    with _progress(progress, f"WVS ({mode})", len(jobs)) as advance:
+        scores = engine.score_options(prompts, [q.codes for _, q in jobs], progress=advance)
+    items = [
+        score_item(c.code, q, s.probs, s.mass, survey.distributions[c.code][q.id])
+        for (c, q), s in zip(jobs, scores, strict=True)
+    ]
+    return WVSResult(mode, items, summarize(items))
+
+
+class _progress:
+    """A rich progress bar as a context manager that yields an ``advance(n)`` callback (or None)."""
+
+    def __init__(self, enabled: bool, label: str, total: int):
+        self.enabled, self.label, self.total = enabled, label, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=False)
+        self._bar.start()
+        task = self._bar.add_task(self.label, total=self.total)
+        return lambda n: self._bar.advance(task, n)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._bar.stop()
+
+
+def save_result(result: WVSResult, folder: Path) -> None:
+    """Write ``items.jsonl`` and ``metrics.json`` (the layout ``compare`` and the report read)."""
+    from culturealign.runs import write_json, write_jsonl
+
+    write_jsonl(folder / "items.jsonl", (asdict(i) for i in result.items))
+    write_json(folder / "metrics.json", {"mode": result.mode, **result.metrics})
+
+
+def format_table(metrics: dict[str, Any], title: str = "") -> Any:
+    """A rich table: one row per culture plus the overall mean."""
+    from rich.table import Table
+
+    table = Table(title=title or None)
+    for col in ("culture", "n", "CultureSPA", "1-JSD", "accuracy", "W1 (1-10)", "mass on options"):
+        table.add_column(col, justify="right" if col != "culture" else "left")
+    rows = list(metrics["per_culture"].items()) + [("overall", {**metrics["overall"], "n_questions": ""})]
+    for name, m in rows:
+        table.add_row(name, str(m["n_questions"]), *(_fmt(m[k]) for k in (*METRIC_NAMES, "mass_on_options")))
+    return table
+
+
+def _fmt(x: float) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"

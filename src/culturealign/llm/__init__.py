@@ -1,0 +1,28 @@
+"""LLM engines behind one contract, and the call cache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from culturealign.llm.base import Engine, GenParams, OptionScores
+from culturealign.llm.cache import CallCache
+
+__all__ = ["CallCache", "Engine", "GenParams", "OptionScores", "make_engine"]
+
+
+def make_engine(kind: str = "local", cache: CallCache | None = None, **kwargs: Any) -> Engine:
+    """Build an engine by name (``local``, ``openai``, ``scripted``), importing its module lazily."""
+    from culturealign.errors import UserError
+
+    if kind == "local":
+        from culturealign.llm.local import LocalEngine as cls
+    elif kind == "openai":
+        from culturealign.llm.openai import OpenAIEngine as cls
+    elif kind == "scripted":
+        from culturealign.llm.scripted import ScriptedEngine as cls
+    else:
+        raise UserError(f"unknown engine {kind!r}: use local, openai or scripted")
+    try:
+        return cls(cache=cache, **kwargs)
+    except TypeError as e:
+        raise UserError(f"bad settings for engine {kind!r}: {e}") from e

@@ -1,0 +1,147 @@
+"""The one engine contract: chat generation, option scoring and completion scoring, all cached.
+
+Subclasses implement ``_generate``, ``_score_options`` (and optionally ``_score_completions``) over the
+cache misses only; the public methods look up the cache, call the subclass for what is missing, in chunks,
+and commit each chunk as it returns. Engines know nothing of cultures or surveys: callers build prompts.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from culturealign.llm.cache import CallCache, cache_key
+from culturealign.records import Messages
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """Sampling parameters of a generation call; ``temperature=0`` means greedy."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    n: int = 1
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+        if self.max_tokens < 1 or self.n < 1:
+            raise ValueError("max_tokens and n must be >= 1")
+
+
+@dataclass
+class OptionScores:
+    """The model's distribution over answer option codes of one prompt.
+
+    ``probs`` is renormalized over the options; ``mass`` is the raw probability the model put on them
+    before renormalizing (how much it "wanted" to answer with a code at all); ``method`` says how the
+    scores were obtained (``logits``, ``logprobs`` or ``sampling``).
+    """
+
+    probs: dict[str, float]
+    mass: float
+    method: str
+
+    @property
+    def choice(self) -> str:
+        return max(self.probs, key=lambda c: self.probs[c])
+
+
+@dataclass
+class EngineStats:
+    calls: int = 0  # prompts sent to the model (cache misses)
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass
+class Engine(ABC):
+    """Base class of every engine. ``cache`` may be None (no caching); ``batch_size`` bounds each chunk."""
+
+    cache: CallCache | None = None
+    batch_size: int = 16
+    stats: EngineStats = field(default_factory=EngineStats)
+
+    @abstractmethod
+    def identity(self) -> dict[str, Any]:
+        """What makes this engine's answers what they are (model, adapter, dtype): part of every cache key."""
+
+    @abstractmethod
+    def _generate(self, prompts: Sequence[Messages], params: GenParams) -> list[list[str]]: ...
+
+    @abstractmethod
+    def _score_options(self, prompts: Sequence[Messages], options: Sequence[Sequence[str]]) -> list[OptionScores]: ...
+
+    def _score_completions(self, prompts: Sequence[Messages], completions: Sequence[str]) -> list[float]:
+        raise NotImplementedError(f"engine {type(self).__name__} cannot score completions")
+
+    # -- public, cached API -------------------------------------------------------------------------
+    def generate(
+        self, prompts: Sequence[Messages], params: GenParams | None = None, progress: ProgressFn | None = None
+    ) -> list[list[str]]:
+        """``params.n`` completions per chat prompt (each a list of ``{"role", "content"}`` messages)."""
+        params = params or GenParams()
+        keys = [cache_key(self.identity(), "generate", p, asdict(params)) for p in prompts]
+        return self._cached(keys, list(prompts), lambda chunk: self._generate(chunk, params), progress)
+
+    def score_options(
+        self, prompts: Sequence[Messages], options: Sequence[Sequence[str]], progress: ProgressFn | None = None
+    ) -> list[OptionScores]:
+        """For each prompt, the probability of each option code as the assistant's whole reply."""
+        if len(prompts) != len(options):
+            raise ValueError("score_options needs one option list per prompt")
+        keys = [cache_key(self.identity(), "options", p, list(o)) for p, o in zip(prompts, options, strict=True)]
+        items = list(zip(prompts, options, strict=True))
+        raw = self._cached(
+            keys,
+            items,
+            lambda chunk: [asdict(s) for s in self._score_options([c[0] for c in chunk], [c[1] for c in chunk])],
+            progress,
+        )
+        return [OptionScores(**r) for r in raw]
+
+    def score_completions(
+        self, prompts: Sequence[Messages], completions: Sequence[str], progress: ProgressFn | None = None
+    ) -> list[float]:
+        """log p(completion | prompt) as the assistant's reply, summed over its tokens."""
+        keys = [cache_key(self.identity(), "completion", p, c) for p, c in zip(prompts, completions, strict=True)]
+        items = list(zip(prompts, completions, strict=True))
+        return self._cached(
+            keys, items, lambda chunk: self._score_completions([c[0] for c in chunk], [c[1] for c in chunk]), progress
+        )
+
+    def _cached(self, keys: list[str], items: list, compute: Callable[[list], list], progress: ProgressFn | None):
+        found = self.cache.get_many(list(dict.fromkeys(keys))) if self.cache else {}
+        results: dict[str, Any] = dict(found)
+        self.stats.cache_hits += sum(k in found for k in keys)
+        if progress and found:
+            progress(sum(k in found for k in keys))
+        todo: dict[str, Any] = {}
+        for k, item in zip(keys, items, strict=True):
+            if k not in results and k not in todo:
+                todo[k] = item
+        todo_keys = list(todo)
+        for i in range(0, len(todo_keys), self.batch_size):
+            chunk_keys = todo_keys[i : i + self.batch_size]
+            out = compute([todo[k] for k in chunk_keys])
+            self.stats.calls += len(chunk_keys)
+            new = dict(zip(chunk_keys, out, strict=True))
+            if self.cache:
+                self.cache.put_many(new)
+            results.update(new)
+            if progress:
+                progress(sum(keys.count(k) for k in chunk_keys))
+        return [results[k] for k in keys]

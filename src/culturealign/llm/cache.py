@@ -1,0 +1,59 @@
+"""A persistent cache of every LLM call (SQLite), keyed by engine identity, call kind, prompt and parameters.
+
+Running the same thing twice does not call the model twice, and a killed run resumes from the calls that
+finished: each batch is committed as soon as it returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def cache_key(*parts: Any) -> str:
+    """A stable hash of JSON-serializable parts (dict keys sorted)."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class CallCache:
+    """SQLite key -> JSON value store, safe for one process with several threads."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._db.commit()
+
+    def get_many(self, keys: list[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                for k, v in self._db.execute(f"SELECT key, value FROM calls WHERE key IN ({marks})", chunk):
+                    out[k] = json.loads(v)
+        return out
+
+    def put_many(self, items: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO calls (key, value) VALUES (?, ?)",
+                [(k, json.dumps(v, ensure_ascii=False)) for k, v in items.items()],
+            )
+            self._db.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,237 @@
+"""In-process Hugging Face causal LMs (folder, hub id, GGUF file or ``smollm2``), with an optional PEFT adapter.
+
+Option scoring is the hot path of every survey evaluation. It reads the next-token distribution at the end of
+the chat prompt, once per prompt, and scores each option code as a whole continuation over a token trie
+(so "1" and "10" are told apart by one more position, never by their first token alone). Prompts that share
+a prefix (a culture's system prompt) are grouped: the prefix's key/value cache is computed once per group
+and reused for every batch of the group.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from culturealign.errors import UserError
+from culturealign.llm.base import Engine, GenParams, OptionScores
+from culturealign.llm.models import resolve_model
+from culturealign.records import Messages
+
+log = logging.getLogger(__name__)
+
+MIN_SHARED_PREFIX = 16  # tokens: below this, computing a shared prefix separately is not worth it
+
+
+def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+@dataclass
+class _Row:
+    item: int  # index of the prompt
+    path: tuple[int, ...]  # option-trie path appended to the prompt
+    ids: list[int]  # prompt ids + path
+
+
+@dataclass
+class LocalEngine(Engine):
+    """A transformers model in this process. ``dtype`` is ``float32`` (safe default on CPU) or ``bfloat16``."""
+
+    model: str = "smollm2"
+    adapter: str | None = None
+    dtype: str = "float32"
+    device: str | None = None
+    _model: Any = field(default=None, repr=False)
+    _tok: Any = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise UserError(f"unknown dtype {self.dtype!r}: use float32 or bfloat16")
+        if self.adapter and not Path(self.adapter).expanduser().exists():
+            raise UserError(f"adapter not found: {self.adapter}; pass the folder a training run saved (adapter_config.json)")
+        self._path = resolve_model(self.model)
+
+    def identity(self) -> dict[str, Any]:
+        adapter = None
+        if self.adapter:
+            cfg = Path(self.adapter) / "adapter_model.safetensors"
+            adapter = [str(Path(self.adapter).resolve()), cfg.stat().st_mtime_ns if cfg.exists() else 0]
+        return {"engine": "local", "model": self.model, "adapter": adapter, "dtype": self.dtype}
+
+    # -- loading ------------------------------------------------------------------------------------
+    def load(self):
+        """Load model and tokenizer (lazily, on first use); returns (model, tokenizer)."""
+        if self._model is not None:
+            return self._model, self._tok
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            tok = AutoTokenizer.from_pretrained(self._path)
+            model = AutoModelForCausalLM.from_pretrained(self._path, dtype=getattr(torch, self.dtype))
+        except OSError as e:
+            raise UserError(f"cannot load model {self.model!r}: {str(e).splitlines()[0]}") from e
+        if self.adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, self.adapter)
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        model.eval()
+        if self.device:
+            model.to(self.device)
+        self._model, self._tok = model, tok
+        return model, tok
+
+    def render(self, messages: Messages) -> list[int]:
+        """Token ids of a chat prompt ending where the assistant's reply starts."""
+        _, tok = self.load()
+        text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return tok(text, add_special_tokens=False).input_ids
+
+    # -- generation -----------------------------------------------------------------------------------
+    def _generate(self, prompts: Sequence[Messages], params: GenParams) -> list[list[str]]:
+        import torch
+
+        model, tok = self.load()
+        ids = [self.render(p) for p in prompts]
+        width = max(map(len, ids))
+        pad = tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+        torch.manual_seed(params.seed)
+        sample = params.temperature > 0
+        kwargs: dict[str, Any] = {"do_sample": sample, "max_new_tokens": params.max_tokens, "pad_token_id": pad}
+        if sample:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=input_ids.to(model.device),
+                attention_mask=mask.to(model.device),
+                num_return_sequences=params.n,
+                **kwargs,
+            )
+        new = out[:, width:]
+        texts = tok.batch_decode(new, skip_special_tokens=True)
+        self.stats.prompt_tokens += sum(map(len, ids))
+        self.stats.completion_tokens += int((new != pad).sum())
+        return [[t.strip() for t in texts[i * params.n : (i + 1) * params.n]] for i in range(len(prompts))]
+
+    # -- option scoring -------------------------------------------------------------------------------
+    def _score_options(self, prompts: Sequence[Messages], options: Sequence[Sequence[str]]) -> list[OptionScores]:
+        _, tok = self.load()
+        prompt_ids = [self.render(p) for p in prompts]
+        codes = [{c: tuple(tok(str(c), add_special_tokens=False).input_ids) for c in opts} for opts in options]
+        rows: list[_Row] = []
+        for i, code_ids in enumerate(codes):
+            internal = {seq[:k] for seq in code_ids.values() for k in range(1, len(seq))}
+            probes = [p for p in internal if not any(q != p and q[: len(p)] == p for q in internal)] or [()]
+            rows += [_Row(i, p, prompt_ids[i] + list(p)) for p in probes]
+        node_logprobs = self.next_token_logprobs(rows, [len(prompt_ids[r.item]) for r in rows])
+        out = []
+        for i, code_ids in enumerate(codes):
+            nodes = {path: lp for (item, path), lp in node_logprobs.items() if item == i}
+            out.append(_trie_probs(code_ids, nodes))
+        return out
+
+    def next_token_logprobs(self, rows: list[_Row], prompt_lens: list[int]) -> dict[tuple[int, tuple], Any]:
+        """Log-softmax next-token distributions at the end of each prompt and after each step of its path.
+
+        Returns ``{(item, path_prefix): logprobs}`` for every prefix of every row's path (the empty one too).
+        """
+        import torch
+
+        model, tok = self.load()
+        order = sorted(range(len(rows)), key=lambda r: rows[r].ids)  # shared prefixes end up adjacent
+        groups: list[list[int]] = []
+        for r in order:
+            if groups and _lcp(rows[groups[-1][0]].ids, rows[r].ids) >= MIN_SHARED_PREFIX:
+                groups[-1].append(r)
+            else:
+                groups.append([r])
+        result: dict[tuple[int, tuple], Any] = {}
+        with torch.inference_mode():
+            for group in groups:
+                shared = min(_lcp(rows[group[0]].ids, rows[r].ids) for r in group)
+                shared = min(shared, min(prompt_lens[r] for r in group) - 1)  # keep >= 1 prompt token per row
+                prefix_cache = None
+                if shared >= MIN_SHARED_PREFIX:
+                    ids = torch.tensor([rows[group[0]].ids[:shared]], device=model.device)
+                    prefix_cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).cache
+                    self.stats.prompt_tokens += shared
+                else:
+                    shared = 0
+                group.sort(key=lambda r: (len(rows[r].path), len(rows[r].ids)))
+                for b in range(0, len(group), self.batch_size):
+                    batch = group[b : b + self.batch_size]
+                    self._forward_batch(model, tok, rows, prompt_lens, batch, shared, prefix_cache, result)
+        return result
+
+    def _forward_batch(self, model, tok, rows, prompt_lens, batch, shared, prefix_cache, result) -> None:
+        import torch
+
+        suffixes = [rows[r].ids[shared:] for r in batch]
+        width = max(map(len, suffixes))
+        pad = tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in suffixes], device=model.device)
+        mask = torch.tensor([[1] * shared + [0] * (width - len(s)) + [1] * len(s) for s in suffixes], device=model.device)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+        keep = max(len(rows[r].path) for r in batch) + 1
+        kwargs: dict[str, Any] = {}
+        if prefix_cache is not None:
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(len(batch))
+            kwargs["cache"] = cache  # transformers 5.x name of past_key_values
+        logits = model(
+            input_ids=input_ids, attention_mask=mask, position_ids=position_ids, logits_to_keep=keep, **kwargs
+        ).logits.float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        self.stats.prompt_tokens += sum(map(len, suffixes))
+        for j, r in enumerate(batch):
+            row = rows[r]
+            n = len(row.path)
+            for k in range(n + 1):  # position keep-1-n+k holds the distribution after path[:k]
+                result[(row.item, row.path[:k])] = logprobs[j, keep - 1 - n + k]
+
+    def _score_completions(self, prompts: Sequence[Messages], completions: Sequence[str]) -> list[float]:
+        import torch
+
+        model, tok = self.load()
+        out = []
+        for p, c in zip(prompts, completions, strict=True):
+            prompt = self.render(p)
+            full = tok(tok.decode(prompt) + c, add_special_tokens=False).input_ids
+            start = _lcp(prompt, full)
+            if start == len(full):
+                out.append(0.0)
+                continue
+            with torch.inference_mode():
+                logits = model(input_ids=torch.tensor([full], device=model.device)).logits[0].float()
+            lp = torch.log_softmax(logits[start - 1 : -1], dim=-1)
+            target = torch.tensor(full[start:], device=model.device)
+            out.append(float(lp.gather(1, target[:, None]).sum()))
+            self.stats.prompt_tokens += len(full)
+        return out
+
+
+def _trie_probs(code_ids: dict[str, tuple[int, ...]], nodes: dict[tuple, Any]) -> OptionScores:
+    """P(code) = probability of its token path times the share of mass that does not continue into a longer code."""
+    raw: dict[str, float] = {}
+    for code, seq in code_ids.items():
+        logp = sum(float(nodes[seq[:k]][seq[k]]) for k in range(len(seq)))
+        onward = {other[len(seq)] for other in code_ids.values() if len(other) > len(seq) and other[: len(seq)] == seq}
+        stop = 1.0 - sum(math.exp(float(nodes[seq][t])) for t in onward) if onward else 1.0
+        raw[code] = math.exp(logp) * max(stop, 0.0)
+    mass = sum(raw.values())
+    if mass <= 0:
+        return OptionScores({c: 1 / len(raw) for c in raw}, 0.0, "logits")
+    return OptionScores({c: v / mass for c, v in raw.items()}, mass, "logits")

@@ -1,0 +1,382 @@
+"""An engine for any OpenAI-compatible chat server (OpenAI, vLLM, llama.cpp, Ollama, TGI ...).
+
+Requests of a chunk run concurrently (``httpx.AsyncClient`` bounded by a semaphore) because remote servers batch
+on their side; each chunk is driven synchronously with ``asyncio.run`` so the base class's caching and chunking
+stay unchanged. Transient failures (429, 5xx, timeouts, dropped connections, truncated bodies) are retried with
+exponential backoff; everything else becomes a one-line :class:`UserError` that says how to fix it.
+
+Option scores come from the first token's ``top_logprobs`` when they can be trusted, else from sampling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import math
+import os
+import random
+import re
+from collections import Counter
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from culturealign.errors import UserError
+from culturealign.llm.base import Engine, GenParams, OptionScores
+from culturealign.records import Messages
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_BACKOFF = 60.0  # seconds: no single wait grows beyond this, whatever the attempt or Retry-After
+TOKEN_LIKE = re.compile(r"[A-Za-z0-9]{1,8}")  # codes a tokenizer plausibly emits as one first token
+LEADING_JUNK = " \t\r\n([{<*_\"'`"  # what models put before the code: "(A)", "**2**", "'3'"
+
+
+async def _sleep(seconds: float) -> None:
+    """The backoff wait; a module-level function so tests can replace it with a no-op."""
+    await asyncio.sleep(seconds)
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt (overload, server error, timeout, truncated body)."""
+
+
+class _HTTPError(Exception):
+    """A 4xx answer other than 429: retrying the same request cannot help."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """Server messages may be multi-line HTML or JSON; a UserError must stay one short line."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _server_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return _one_line(response.text or response.reason_phrase)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict):
+            return _one_line(err.get("message") or err.get("detail") or json.dumps(err))
+        return _one_line(str(err))
+    return _one_line(str(body))
+
+
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run``, or in a helper thread when the caller already runs an event loop (notebooks)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def parse_option(text: str, codes: Sequence[str]) -> str | None:
+    """The option code a free-text answer starts with, or None.
+
+    The longest code wins ("10" over "1") and a code must not run on into a letter or digit, so "10" is not read
+    as "1" when only 1-5 are options, nor "Agree" as "A".
+    """
+    if not codes:
+        return None
+    alts = "|".join(re.escape(c) for c in sorted(set(codes), key=len, reverse=True))
+    m = re.match(rf"(?:{alts})(?![A-Za-z0-9])", text.lstrip(LEADING_JUNK))
+    return m.group(0) if m else None
+
+
+@dataclass(kw_only=True)
+class OpenAIEngine(Engine):
+    """Chat completions from ``{base_url}/chat/completions``; ``base_url`` usually ends in ``/v1``.
+
+    The API key is read from the environment variable ``api_key_env``; without it no Authorization header is
+    sent (local servers need none). ``transport`` lets tests fake the server.
+    """
+
+    base_url: str
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    timeout: float = 60.0
+    max_retries: int = 6
+    backoff: float = 1.0
+    top_logprobs: int = 20
+    samples_fallback: int = 20
+    transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False, compare=False)
+    _logprobs_rejected: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        self.base_url = self.base_url.rstrip("/")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+
+    def identity(self) -> dict[str, Any]:
+        return {"engine": "openai", "base_url": self.base_url, "model": self.model}
+
+    # -- transport ---------------------------------------------------------------------------------
+    def _client(self) -> httpx.AsyncClient:
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        kwargs: dict[str, Any] = {
+            "headers": headers,
+            "timeout": self.timeout,
+            "limits": httpx.Limits(max_connections=self.concurrency),
+        }
+        if self.transport is not None:
+            kwargs["transport"] = self.transport
+        return httpx.AsyncClient(**kwargs)
+
+    def _run_all(self, make: Any, items: Sequence[Any]) -> list[Any]:
+        """Run ``make(client, sem, item)`` for every item concurrently and return results in order."""
+
+        async def main() -> list[Any]:
+            sem = asyncio.Semaphore(self.concurrency)
+            async with self._client() as client:
+                async with asyncio.TaskGroup() as tg:
+                    tasks = [tg.create_task(make(client, sem, item)) for item in items]
+            return [t.result() for t in tasks]
+
+        try:
+            return _run_sync(main())
+        except BaseExceptionGroup as group:  # TaskGroup wraps failures; callers expect the plain error
+            errors = _leaves(group)
+            raise next((e for e in errors if isinstance(e, UserError)), errors[0]) from None
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        """Exponential backoff with jitter (so concurrent requests do not retry in lockstep), or Retry-After."""
+        delay = self.backoff * (2**attempt) * random.uniform(0.5, 1.5)
+        if response is not None:
+            try:
+                delay = max(delay, float(response.headers.get("retry-after", 0)))
+            except ValueError:
+                pass
+        return min(delay, MAX_BACKOFF)
+
+    async def _post(
+        self, client: httpx.AsyncClient, sem: asyncio.Semaphore, payload: dict[str, Any], *, pass_400: bool = False
+    ) -> dict:
+        """POST one chat completion, retrying transient failures; the parsed body has a non-empty ``choices``.
+
+        ``pass_400`` re-raises an HTTP 400 as :class:`_HTTPError` so the caller can drop an unsupported parameter.
+        """
+        url = f"{self.base_url}/chat/completions"
+        last = "no attempt made"
+        unreachable = False
+        for attempt in range(self.max_retries + 1):
+            response: httpx.Response | None = None
+            try:
+                async with sem:
+                    response = await client.post(url, json=payload)
+                return self._check(response)
+            except httpx.TimeoutException as e:
+                last, unreachable = f"timed out after {self.timeout:g}s ({type(e).__name__})", False
+            except httpx.ConnectError as e:
+                last, unreachable = f"{type(e).__name__}: {_one_line(str(e)) or 'connection failed'}", True
+            except httpx.TransportError as e:
+                last, unreachable = f"{type(e).__name__}: {_one_line(str(e)) or 'connection dropped'}", False
+            except _Retryable as e:
+                last, unreachable = str(e), False
+            except _HTTPError as e:
+                if pass_400 and e.status == 400:
+                    raise
+                raise self._http_user_error(e) from None
+            if attempt < self.max_retries:
+                log.debug("retrying %s (attempt %d): %s", url, attempt + 1, last)
+                await _sleep(self._delay(attempt, response))
+        attempts = self.max_retries + 1
+        if unreachable:
+            raise UserError(
+                f"cannot reach server at {self.base_url}: {last} (after {attempts} attempts); "
+                "start the server or fix base_url"
+            )
+        raise UserError(
+            f"no valid answer from server at {self.base_url} after {attempts} attempts (last error: {last}); "
+            f"check that the server is running at {self.base_url}, or raise timeout/max_retries"
+        )
+
+    def _check(self, response: httpx.Response) -> dict:
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise _Retryable(f"HTTP {status}: {_server_message(response)}")
+        if status >= 400:
+            raise _HTTPError(status, _server_message(response))
+        try:
+            body = response.json()
+        except ValueError as e:
+            raise _Retryable(f"malformed JSON body ({_one_line(str(e), 80)})") from None
+        if not isinstance(body, dict) or not isinstance(body.get("choices"), list) or not body["choices"]:
+            raise _Retryable(f"body without choices: {_one_line(json.dumps(body), 120)}")
+        usage = body.get("usage") or {}
+        if isinstance(usage, dict):
+            self.stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
+        return body
+
+    def _http_user_error(self, e: _HTTPError) -> UserError:
+        where = f"server at {self.base_url} answered HTTP {e.status} ({e.message})"
+        if e.status in (401, 403):
+            state = "is not set" if not os.environ.get(self.api_key_env) else "holds a key the server refused"
+            return UserError(f"{where}; the environment variable {self.api_key_env} {state}: set it to a valid key")
+        if e.status == 404:
+            return UserError(f"{where}; check base_url (it should end in /v1) and the model name {self.model!r}")
+        return UserError(f"{where}; check the model name {self.model!r} and the request parameters")
+
+    # -- generation --------------------------------------------------------------------------------
+    async def _complete_n(
+        self,
+        client: httpx.AsyncClient,
+        sem: asyncio.Semaphore,
+        messages: Messages,
+        n: int,
+        *,
+        temperature: float,
+        top_p: float,
+        max_tokens: int,
+        seed: int,
+    ) -> list[str]:
+        """``n`` replies to one prompt, asking again while the server returns fewer (some ignore ``n``).
+
+        Each follow-up request shifts the seed, else a server that honours ``seed`` but not ``n`` would repeat
+        the same sample.
+        """
+        out: list[str] = []
+        round_ = 0
+        while len(out) < n:
+            payload = {
+                "model": self.model,
+                "messages": messages,
+                "temperature": temperature,
+                "top_p": top_p,
+                "max_tokens": max_tokens,
+                "n": n - len(out),
+                "seed": seed + round_,
+            }
+            body = await self._post(client, sem, payload)
+            for choice in body["choices"][: n - len(out)]:
+                message = choice.get("message") if isinstance(choice, dict) else None
+                content = message.get("content") if isinstance(message, dict) else None
+                out.append((content or "").strip())
+            round_ += 1
+        return out
+
+    def _generate(self, prompts: Sequence[Messages], params: GenParams) -> list[list[str]]:
+        async def one(client: httpx.AsyncClient, sem: asyncio.Semaphore, messages: Messages) -> list[str]:
+            return await self._complete_n(
+                client,
+                sem,
+                messages,
+                params.n,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                max_tokens=params.max_tokens,
+                seed=params.seed,
+            )
+
+        return self._run_all(one, prompts)
+
+    # -- option scoring ----------------------------------------------------------------------------
+    def _score_options(self, prompts: Sequence[Messages], options: Sequence[Sequence[str]]) -> list[OptionScores]:
+        return self._run_all(self._score_one, list(zip(prompts, options, strict=True)))
+
+    async def _score_one(
+        self, client: httpx.AsyncClient, sem: asyncio.Semaphore, item: tuple[Messages, Sequence[str]]
+    ) -> OptionScores:
+        messages, options = item
+        codes = list(dict.fromkeys(options))
+        if _logprobs_usable(codes) and not self._logprobs_rejected:
+            scores = await self._from_logprobs(client, sem, messages, codes)
+            if scores is not None:
+                return scores
+        return await self._from_samples(client, sem, messages, codes)
+
+    async def _from_logprobs(
+        self, client: httpx.AsyncClient, sem: asyncio.Semaphore, messages: Messages, codes: list[str]
+    ) -> OptionScores | None:
+        """Scores from the first token's top logprobs, or None when they cannot be trusted."""
+        payload = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": 0,
+            "max_tokens": 1,
+            "logprobs": True,
+            "top_logprobs": self.top_logprobs,
+        }
+        try:
+            body = await self._post(client, sem, payload, pass_400=True)
+        except _HTTPError as e:  # servers without logprobs support reject the parameter: sample instead
+            if not self._logprobs_rejected:
+                log.warning("server at %s rejected logprobs (%s); scoring options by sampling", self.base_url, e)
+            self._logprobs_rejected = True
+            return None
+        top = _first_top_logprobs(body)
+        if top is None:
+            return None
+        raw = dict.fromkeys(codes, 0.0)
+        found: set[str] = set()
+        for entry in top:
+            if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
+                continue
+            token = entry["token"].strip()
+            if token in raw and isinstance(entry.get("logprob"), int | float):
+                raw[token] += math.exp(entry["logprob"])
+                found.add(token)
+        mass = sum(raw.values())
+        if len(found) < len(codes) or mass <= 0:
+            return None
+        return OptionScores({c: p / mass for c, p in raw.items()}, min(mass, 1.0), "logprobs")
+
+    async def _from_samples(
+        self, client: httpx.AsyncClient, sem: asyncio.Semaphore, messages: Messages, codes: list[str]
+    ) -> OptionScores:
+        """Scores from the share of sampled short answers that start with each code."""
+        if not codes:
+            return OptionScores({}, 0.0, "sampling")
+        n = self.samples_fallback
+        answers = await self._complete_n(
+            client, sem, messages, n, temperature=1.0, top_p=1.0, max_tokens=8, seed=0
+        )
+        counts = Counter(c for c in (parse_option(a, codes) for a in answers) if c is not None)
+        parsed = sum(counts.values())
+        if parsed == 0:
+            return OptionScores({c: 1.0 / len(codes) for c in codes}, 0.0, "sampling")
+        return OptionScores({c: counts[c] / parsed for c in codes}, parsed / len(answers), "sampling")
+
+
+def _logprobs_usable(codes: Sequence[str]) -> bool:
+    """Whether first-token logprobs can tell the codes apart: each one token-like, none a prefix of another."""
+    if not codes or not all(TOKEN_LIKE.fullmatch(c) for c in codes):
+        return False
+    return not any(a != b and b.startswith(a) for a in codes for b in codes)
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for e in group.exceptions:
+        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    return out
+
+
+def _first_top_logprobs(body: dict) -> list | None:
+    """``choices[0].logprobs.content[0].top_logprobs``, or None when the server sent no logprobs."""
+    try:
+        top = body["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return top if isinstance(top, list) and top else None

@@ -1,0 +1,86 @@
+"""Typed records that flow between steps, engines and evaluations.
+
+Plain dataclasses that serialize to JSON dicts with a ``type`` tag, so that a step's ``data.jsonl`` can be
+read back into the records it was written from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class SurveyQuestion:
+    """A multiple-choice survey question. ``options`` maps answer code (as written in the survey) to label."""
+
+    id: str
+    topic: str
+    text: str
+    options: dict[str, str]
+    scale: str = "categorical"  # "categorical" or "numeric-1-10"
+
+    @property
+    def codes(self) -> list[str]:
+        return list(self.options)
+
+
+@dataclass
+class Answer:
+    """One model answer to a survey question, for one culture (``None`` = culture-unaware)."""
+
+    question_id: str
+    culture: str | None
+    probs: dict[str, float]  # renormalized over the options
+    choice: str  # the chosen option code
+    mass: float = 1.0  # raw probability on the option codes (diagnostic); 1.0 for parsed answers
+    method: str = "logits"
+    reason: str | None = None
+
+
+@dataclass
+class ChatSample:
+    """A training example in chat format: ``messages`` ends with the assistant turn to learn."""
+
+    messages: Messages
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AnswerPair:
+    """A question answered culture-unaware and culture-aware for one culture."""
+
+    question: SurveyQuestion
+    culture: str
+    unaware: Answer
+    aware: Answer
+
+
+RECORD_TYPES: dict[str, type] = {
+    cls.__name__: cls for cls in (SurveyQuestion, Answer, ChatSample, AnswerPair)
+}
+
+
+def to_dict(record: Any) -> dict[str, Any]:
+    """Serialize a record to a JSON-ready dict tagged with its type."""
+    return {"type": type(record).__name__, **dataclasses.asdict(record)}
+
+
+def from_dict(data: dict[str, Any]) -> Any:
+    """Rebuild a record written by :func:`to_dict` (nested records included)."""
+    data = dict(data)
+    cls = RECORD_TYPES[data.pop("type")]
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        if cls is AnswerPair and f.name == "question":
+            value = SurveyQuestion(**value)
+        elif cls is AnswerPair and f.name in ("unaware", "aware"):
+            value = Answer(**value)
+        kwargs[f.name] = value
+    return cls(**kwargs)

@@ -1,0 +1,370 @@
+"""Survey loaders: aggregate WVS folder, respondent-level CSV, GlobalOpinionQA CSV and ``load_survey`` dispatch."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from culturealign import cultures
+from culturealign.data.goqa import load_globalopinionqa
+from culturealign.data.survey import (
+    load_questions,
+    load_survey,
+    load_wvs_folder,
+    load_wvs_respondents,
+    write_survey_folder,
+)
+from culturealign.errors import UserError
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+WVS_SMALL = FIXTURES / "wvs_small"
+RESPONDENTS = FIXTURES / "wvs_respondents.csv"
+GOQA = FIXTURES / "goqa_small.csv"
+REAL_WVS7 = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "wvs7"
+
+
+@pytest.fixture(autouse=True)
+def _restore_culture_registry():
+    """Loaders register a survey's countries.csv in the global registry; undo that after each test."""
+    saved = dict(cultures._registry)
+    yield
+    cultures._registry.clear()
+    cultures._registry.update(saved)
+
+
+def assert_dist(got: dict[str, float], expected: dict[str, float], tol: float = 1e-9) -> None:
+    assert list(got) == list(expected)
+    for code, p in expected.items():
+        assert got[code] == pytest.approx(p, abs=tol), code
+
+
+def write_folder(folder: Path, questions: str, distributions: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "questions.jsonl").write_text(questions, encoding="utf-8")
+    (folder / "distributions.csv").write_text(distributions, encoding="utf-8")
+    return folder
+
+
+# --- aggregate folder -------------------------------------------------------------------------------------------
+
+
+def test_folder_loads_questions_in_order_and_countries():
+    survey = load_wvs_folder(WVS_SMALL)
+    assert list(survey.questions) == ["Q1", "Q119", "Q48", "Q57"]
+    assert survey.countries == ["DEU", "JPN"]
+    assert survey.topics() == ["Corruption", "Happiness and Well-being", "Social Capital", "Social Values"]
+    assert survey.questions["Q48"].scale == "numeric-1-10"
+    assert survey.questions["Q57"].scale == "categorical"  # default when absent
+    assert survey.questions["Q57"].topic == "Social Capital"
+    assert survey.similarity_path == WVS_SMALL / "country_similarity.json"
+    assert survey.source == str(WVS_SMALL)
+
+
+def test_folder_renormalizes_shares_over_valid_codes():
+    survey = load_wvs_folder(WVS_SMALL)
+    deu, jpn = survey.distributions["DEU"], survey.distributions["JPN"]
+    # DEU Q1: 0.2, 0.2, 0.05, 0.05 sum to 0.5; the -1 row (0.3) is not an option and is ignored.
+    assert_dist(deu["Q1"], {"1": 0.4, "2": 0.4, "3": 0.1, "4": 0.1})
+    # DEU Q57: 0.3 + 0.6 = 0.9
+    assert_dist(deu["Q57"], {"1": 1 / 3, "2": 2 / 3})
+    # JPN Q119: 0.4, 0.3, 0.1, 0.1, 0.0 sum to 0.9
+    assert_dist(jpn["Q119"], {"0": 4 / 9, "1": 3 / 9, "2": 1 / 9, "3": 1 / 9, "4": 0.0})
+    # JPN Q1 with an explicit zero share
+    assert_dist(jpn["Q1"], {"1": 0.5, "2": 0.25, "3": 0.25, "4": 0.0})
+    for per_q in survey.distributions.values():
+        for dist in per_q.values():
+            assert math.fsum(dist.values()) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_folder_keeps_zero_based_codes():
+    survey = load_wvs_folder(WVS_SMALL)
+    assert survey.questions["Q119"].codes == ["0", "1", "2", "3", "4"]
+    assert survey.questions["Q119"].options["0"] == "Hard to say"
+    assert_dist(survey.distributions["DEU"]["Q119"], {"0": 0.1, "1": 0.2, "2": 0.3, "3": 0.2, "4": 0.2})
+
+
+def test_folder_numeric_scale_fills_unseen_codes_with_zero():
+    dist = load_wvs_folder(WVS_SMALL).distributions["DEU"]["Q48"]
+    assert list(dist) == [str(i) for i in range(1, 11)]
+    assert dist["1"] == pytest.approx(0.25)
+    assert dist["5"] == pytest.approx(0.5)
+    assert dist["10"] == pytest.approx(0.25)
+    assert sum(v for k, v in dist.items() if k not in {"1", "5", "10"}) == 0.0
+
+
+def test_folder_normalizes_country_case_and_float_codes():
+    # The fixture writes "jpn" and answer "2.0" for JPN Q57.
+    assert_dist(load_wvs_folder(WVS_SMALL).distributions["JPN"]["Q57"], {"1": 0.5, "2": 0.5})
+
+
+def test_folder_missing_question_for_a_country():
+    survey = load_wvs_folder(WVS_SMALL)
+    assert [q.id for q in survey.answered("DEU")] == ["Q1", "Q119", "Q48", "Q57"]
+    assert [q.id for q in survey.answered("JPN")] == ["Q1", "Q119", "Q57"]
+    assert "Q48" not in survey.distributions["JPN"]
+    assert survey.answered("XXX") == []
+
+
+def test_folder_counts_skipped_rows():
+    survey = load_wvs_folder(WVS_SMALL)
+    assert survey.skipped == {"row for a question not in questions.jsonl": 1}
+
+
+def test_folder_registers_its_countries_csv(tmp_path):
+    folder = write_folder(
+        tmp_path / "s",
+        '{"id": "Q1", "text": "t", "options": {"1": "a", "2": "b"}}\n',
+        "country,question,answer,proportion\nXAT,Q1,1,0.25\nXAT,Q1,2,0.25\n",
+    )
+    (folder / "countries.csv").write_text("code,name,culture,region\nXAT,Atlantis,Atlantean,Myth\n", encoding="utf-8")
+    survey = load_wvs_folder(folder)
+    assert cultures.get_culture("XAT").adjective == "Atlantean"
+    assert survey.similarity_path is None
+    assert_dist(survey.distributions["XAT"]["Q1"], {"1": 0.5, "2": 0.5})
+
+
+def test_folder_question_without_valid_answers_is_skipped(tmp_path):
+    folder = write_folder(
+        tmp_path / "s",
+        '{"id": "Q1", "text": "t", "options": {"1": "a", "2": "b"}}\n'
+        '{"id": "Q2", "text": "u", "options": {"1": "a", "2": "b"}}\n',
+        "country,question,answer,proportion\nDEU,Q1,-1,0.5\nDEU,Q1,1,0\nDEU,Q2,1,1\n",
+    )
+    survey = load_wvs_folder(folder)
+    assert [q.id for q in survey.answered("DEU")] == ["Q2"]
+    assert survey.skipped["question without valid answers for a country"] == 1
+
+
+def test_missing_folder_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="survey folder not found"):
+        load_wvs_folder(tmp_path / "nowhere")
+
+
+def test_missing_distributions_file_is_a_user_error(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "questions.jsonl").write_text('{"id": "Q1", "text": "t", "options": {"1": "a"}}\n', encoding="utf-8")
+    with pytest.raises(UserError, match="distributions.csv"):
+        load_wvs_folder(folder)
+
+
+def test_missing_distributions_columns_is_a_user_error(tmp_path):
+    folder = write_folder(
+        tmp_path / "s",
+        '{"id": "Q1", "text": "t", "options": {"1": "a", "2": "b"}}\n',
+        "country,question,share\nDEU,Q1,0.5\n",
+    )
+    with pytest.raises(UserError, match=r"lacks columns \['answer', 'proportion'\]"):
+        load_wvs_folder(folder)
+
+
+def test_non_numeric_proportion_names_the_line(tmp_path):
+    folder = write_folder(
+        tmp_path / "s",
+        '{"id": "Q1", "text": "t", "options": {"1": "a", "2": "b"}}\n',
+        "country,question,answer,proportion\nDEU,Q1,1,0.5\nDEU,Q1,2,lots\n",
+    )
+    with pytest.raises(UserError, match="line 3 of"):
+        load_wvs_folder(folder)
+
+
+# --- questions.jsonl --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad_line",
+    [
+        "{not json",
+        '{"id": "Q2", "text": "no options"}',
+        '{"id": "Q2", "text": "list options", "options": ["a", "b"]}',
+        '["not", "an", "object"]',
+    ],
+)
+def test_malformed_question_line_names_the_line_number(tmp_path, bad_line):
+    path = tmp_path / "questions.jsonl"
+    good = '{"id": "Q1", "text": "t", "options": {"1": "a", "2": "b"}}'
+    path.write_text(f"{good}\n\n{bad_line}\n", encoding="utf-8")  # line 2 is blank, the bad line is line 3
+    with pytest.raises(UserError, match=r"^line 3 of .*questions\.jsonl"):
+        load_questions(path)
+
+
+def test_questions_file_missing_or_empty(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_questions(tmp_path / "questions.jsonl")
+    (tmp_path / "questions.jsonl").write_text("\n\n", encoding="utf-8")
+    with pytest.raises(UserError, match="holds no questions"):
+        load_questions(tmp_path / "questions.jsonl")
+
+
+def test_question_codes_are_strings_without_float_noise(tmp_path):
+    path = tmp_path / "questions.jsonl"
+    path.write_text(json.dumps({"id": 7, "text": "t", "options": {"1.0": "a", "2": "b"}}) + "\n", encoding="utf-8")
+    q = load_questions(path)["7"]
+    assert q.codes == ["1", "2"]
+
+
+# --- respondent-level CSV ---------------------------------------------------------------------------------------
+
+
+def test_respondents_weighted_shares():
+    survey = load_wvs_respondents(RESPONDENTS, WVS_SMALL / "questions.jsonl")
+    assert survey.countries == ["DEU", "JPN"]  # "jpn" is upper-cased
+    deu, jpn = survey.distributions["DEU"], survey.distributions["JPN"]
+    # DEU Q1: code 1 weights 1.0 + 0.5, code 2 weight 2.0 (the -2 row is dropped) -> 1.5/3.5, 2.0/3.5
+    assert_dist(deu["Q1"], {"1": 3 / 7, "2": 4 / 7, "3": 0.0, "4": 0.0})
+    # DEU Q119: 0 -> 1.0, 1 -> 2.0, 3 -> 1.5 (the -1 row is dropped); total 4.5
+    assert_dist(deu["Q119"], {"0": 2 / 9, "1": 4 / 9, "2": 0.0, "3": 1 / 3, "4": 0.0})
+    # DEU Q57: 1 -> 1.0, 2 -> 2.0 + 1.5 (the -2 row is dropped); total 4.5
+    assert_dist(deu["Q57"], {"1": 2 / 9, "2": 7 / 9})
+    # JPN Q1: 4 -> 1.0, 3 -> 3.0 + 1.0; total 5
+    assert_dist(jpn["Q1"], {"1": 0.0, "2": 0.0, "3": 0.8, "4": 0.2})
+    # JPN Q119: 2 -> 1.0 + 3.0, 0 -> 1.0
+    assert_dist(jpn["Q119"], {"0": 0.2, "1": 0.0, "2": 0.8, "3": 0.0, "4": 0.0})
+    # JPN Q57: 1 -> 1.0, 2 -> 1.0 (the -1 row is dropped)
+    assert_dist(jpn["Q57"], {"1": 0.5, "2": 0.5})
+
+
+def test_respondents_drop_negative_codes_and_count_them():
+    survey = load_wvs_respondents(RESPONDENTS, WVS_SMALL / "questions.jsonl")
+    assert survey.skipped == {"missing answer code (negative)": 4}
+    for per_q in survey.distributions.values():
+        for dist in per_q.values():
+            assert all(not code.startswith("-") for code in dist)
+
+
+def test_respondents_question_without_column_is_not_answered():
+    survey = load_wvs_respondents(RESPONDENTS, WVS_SMALL / "questions.jsonl")
+    assert [q.id for q in survey.answered("DEU")] == ["Q1", "Q119", "Q57"]
+    assert survey.similarity_path is None
+
+
+def test_respondents_without_weight_column_count_each_row_once(tmp_path):
+    path = tmp_path / "resp.csv"
+    path.write_text("B_COUNTRY_ALPHA,Q57\nDEU,1\nDEU,2\nDEU,2\nDEU,-5\n", encoding="utf-8")
+    survey = load_wvs_respondents(path, WVS_SMALL / "questions.jsonl")
+    assert_dist(survey.distributions["DEU"]["Q57"], {"1": 1 / 3, "2": 2 / 3})
+
+
+def test_respondents_errors(tmp_path):
+    questions = WVS_SMALL / "questions.jsonl"
+    with pytest.raises(UserError, match="respondent file not found"):
+        load_wvs_respondents(tmp_path / "missing.csv", questions)
+    no_country = tmp_path / "no_country.csv"
+    no_country.write_text("COUNTRY,W_WEIGHT,Q1\nDEU,1.0,1\n", encoding="utf-8")
+    with pytest.raises(UserError, match="B_COUNTRY_ALPHA"):
+        load_wvs_respondents(no_country, questions)
+    no_questions = tmp_path / "no_questions.csv"
+    no_questions.write_text("B_COUNTRY_ALPHA,W_WEIGHT,V1\nDEU,1.0,1\n", encoding="utf-8")
+    with pytest.raises(UserError, match="no column named like the question ids"):
+        load_wvs_respondents(no_questions, questions)
+
+
+def test_write_survey_folder_round_trips(tmp_path):
+    survey = load_wvs_respondents(RESPONDENTS, WVS_SMALL / "questions.jsonl")
+    out = write_survey_folder(survey, tmp_path / "converted")
+    assert out == tmp_path / "converted"
+    assert (out / "countries.csv").read_text("utf-8").splitlines() == [
+        "code,name,culture,region",
+        "DEU,Germany,German,Europe",
+        "JPN,Japan,Japanese,Asia",
+    ]
+    back = load_wvs_folder(out)
+    assert back.countries == survey.countries
+    assert {qid: (q.topic, q.text, q.options, q.scale) for qid, q in back.questions.items()} == {
+        qid: (q.topic, q.text, q.options, q.scale) for qid, q in survey.questions.items()
+    }
+    for country in survey.countries:
+        assert list(back.distributions[country]) == list(survey.distributions[country])
+        for qid, dist in survey.distributions[country].items():
+            assert_dist(back.distributions[country][qid], dist, tol=1e-5)
+
+
+def test_write_survey_folder_unknown_country(tmp_path):
+    path = tmp_path / "resp.csv"
+    path.write_text("B_COUNTRY_ALPHA,Q57\nQQQ,1\nQQQ,2\n", encoding="utf-8")
+    out = write_survey_folder(load_wvs_respondents(path, WVS_SMALL / "questions.jsonl"), tmp_path / "out")
+    assert (out / "countries.csv").read_text("utf-8").splitlines()[1] == "QQQ,QQQ,QQQ,"
+
+
+# --- GlobalOpinionQA --------------------------------------------------------------------------------------------
+
+
+def test_goqa_loader_codes_options_one_to_n():
+    survey = load_globalopinionqa(GOQA)
+    assert len(survey.questions) == 3
+    by_text = {q.text: q for q in survey.questions.values()}
+    approve = by_text["Do you approve of the new policy?"]
+    trust = by_text["How much do you trust the press?"]
+    assert approve.options == {"1": "Yes", "2": "No"}
+    assert trust.options == {"1": "A lot", "2": "Some", "3": "Not at all"}
+    assert approve.topic == "GAS" and trust.topic == "WVS"
+    assert all(qid.startswith("GOQA-") and len(qid) == 15 for qid in survey.questions)
+
+
+def test_goqa_loader_renormalizes_and_skips_unknown_countries():
+    survey = load_globalopinionqa(GOQA)
+    by_text = {q.text: q.id for q in survey.questions.values()}
+    approve, trust = by_text["Do you approve of the new policy?"], by_text["How much do you trust the press?"]
+    assert survey.countries == ["DEU", "JPN"]  # Atlantis is not a known culture
+    assert_dist(survey.distributions["DEU"][approve], {"1": 0.2, "2": 0.8})
+    assert_dist(survey.distributions["JPN"][approve], {"1": 0.5, "2": 0.5})  # 0.3, 0.3
+    assert_dist(survey.distributions["DEU"][trust], {"1": 0.2, "2": 0.4, "3": 0.4})  # 0.1, 0.2, 0.2
+    assert_dist(survey.distributions["JPN"][trust], {"1": 0.5, "2": 0.25, "3": 0.25})
+    assert survey.skipped["country name not in the culture registry"] == 1
+    assert survey.skipped["line 4: shares do not match the options"] == 1
+    assert sum(survey.skipped.values()) == 2
+    assert [q.id for q in survey.answered("DEU")] == [approve, trust]
+
+
+def test_goqa_missing_columns_is_a_user_error(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("question,options\nq,\"['a', 'b']\"\n", encoding="utf-8")
+    with pytest.raises(UserError, match="selections"):
+        load_globalopinionqa(path)
+
+
+# --- load_survey dispatch ---------------------------------------------------------------------------------------
+
+
+def test_load_survey_dispatches_on_folder():
+    survey = load_survey(WVS_SMALL)
+    assert survey.source == str(WVS_SMALL)
+    assert "Q119" in survey.questions
+
+
+def test_load_survey_dispatches_on_goqa_csv():
+    survey = load_survey(GOQA)
+    assert all(qid.startswith("GOQA-") for qid in survey.questions)
+    assert survey.countries == ["DEU", "JPN"]
+
+
+def test_load_survey_respondent_csv_needs_questions():
+    with pytest.raises(UserError, match="--questions"):
+        load_survey(RESPONDENTS)
+    survey = load_survey(RESPONDENTS, WVS_SMALL / "questions.jsonl")
+    assert survey.source == str(RESPONDENTS)
+    assert survey.countries == ["DEU", "JPN"]
+
+
+def test_load_survey_missing_path(tmp_path):
+    with pytest.raises(UserError, match="survey not found"):
+        load_survey(tmp_path / "nothing.csv")
+
+
+# --- real data --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not REAL_WVS7.is_dir(), reason=f"real WVS wave 7 data not present at {REAL_WVS7}")
+def test_real_wvs7():
+    survey = load_wvs_folder(REAL_WVS7)
+    assert len(survey.countries) == 14
+    for country, per_q in survey.distributions.items():
+        for qid, dist in per_q.items():
+            assert abs(math.fsum(dist.values()) - 1.0) < 1e-9, (country, qid)
+    q119 = [per_q["Q119"] for per_q in survey.distributions.values() if "Q119" in per_q]
+    assert q119, "no country answers Q119"
+    assert all("0" in dist for dist in q119)
+    assert survey.questions["Q119"].options["0"] == "Hard to say"
