@@ -57,9 +57,17 @@ def eval_wvs(
     out = Path(out or f"runs/eval-wvs-{time.strftime('%Y%m%d-%H%M%S')}")
     with RunFolder(out) as run:
         config = {
-            "command": "eval wvs", "survey": str(survey), "cultures": [c.code for c in culture_list], "model": model,
-            "prompt": prompt, "adapter": adapter, "topics": list(topics or []), "limit": limit, "engine": engine,
-            "base_url": base_url, "dtype": dtype,
+            "command": "eval wvs",
+            "survey": str(survey),
+            "cultures": [c.code for c in culture_list],
+            "model": model,
+            "prompt": prompt,
+            "adapter": adapter,
+            "topics": list(topics or []),
+            "limit": limit,
+            "engine": engine,
+            "base_url": base_url,
+            "dtype": dtype,
         }
         run.write_config(config)
         eng = build_engine(engine, model, adapter, base_url, dtype, batch_size, run.cache)

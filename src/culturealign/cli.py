@@ -31,14 +31,18 @@ def _main(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
 
 
-Model = Annotated[str, typer.Option(help="Model: 'smollm2', a folder, a .gguf file, a hub id, or a server's model name.")]
+Model = Annotated[
+    str, typer.Option(help="Model: 'smollm2', a folder, a .gguf file, a hub id, or a server's model name.")
+]
 Engine = Annotated[str, typer.Option(help="Engine: local (in process) or openai (an OpenAI-compatible server).")]
 BaseUrl = Annotated[str | None, typer.Option(help="Server URL for --engine openai, e.g. http://localhost:8000/v1.")]
 
 
 @eval_app.command("wvs")
 def eval_wvs_cmd(
-    survey: Annotated[Path, typer.Option(help="WVS folder (questions.jsonl + distributions.csv) or GlobalOpinionQA CSV.")],
+    survey: Annotated[
+        Path, typer.Option(help="WVS folder (questions.jsonl + distributions.csv) or GlobalOpinionQA CSV.")
+    ],
     cultures: Annotated[str, typer.Option(help="Comma-separated ISO alpha-3 codes, e.g. DEU,CHN.")],
     model: Model = "smollm2",
     prompt: Annotated[str, typer.Option(help="unaware | aware | cross-culture")] = "aware",
@@ -55,7 +59,9 @@ def eval_wvs_cmd(
     from culturealign.api import eval_wvs
     from culturealign.evaluate.wvs import format_table
 
-    result = eval_wvs(survey, cultures, model, prompt, adapter, topics, limit, out, engine, base_url, dtype, batch_size)
+    result = eval_wvs(
+        survey, cultures, model, prompt, adapter, topics, limit, out, engine, base_url, dtype, batch_size
+    )
     console.print(format_table(result.metrics, f"WVS alignment of {model} ({prompt} prompting)"))
 
 

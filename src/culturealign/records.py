@@ -59,9 +59,7 @@ class AnswerPair:
     aware: Answer
 
 
-RECORD_TYPES: dict[str, type] = {
-    cls.__name__: cls for cls in (SurveyQuestion, Answer, ChatSample, AnswerPair)
-}
+RECORD_TYPES: dict[str, type] = {cls.__name__: cls for cls in (SurveyQuestion, Answer, ChatSample, AnswerPair)}
 
 
 def to_dict(record: Any) -> dict[str, Any]:

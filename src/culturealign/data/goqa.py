@@ -52,8 +52,12 @@ def load_globalopinionqa(path: str | Path):
                 skipped["row with fewer than 2 options"] += 1
                 continue
             qid = "GOQA-" + hashlib.sha1(row["question"].encode()).hexdigest()[:10]
-            q = SurveyQuestion(qid, row.get("source") or "GlobalOpinionQA", row["question"].strip(),
-                               {str(i + 1): label for i, label in enumerate(labels)})
+            q = SurveyQuestion(
+                qid,
+                row.get("source") or "GlobalOpinionQA",
+                row["question"].strip(),
+                {str(i + 1): label for i, label in enumerate(labels)},
+            )
             questions[qid] = q
             for name, shares in selections.items():
                 try:

@@ -107,7 +107,9 @@ def load_wvs_folder(path: str | Path) -> Survey:
         reader = csv.DictReader(f)
         missing = {"country", "question", "answer", "proportion"} - set(reader.fieldnames or [])
         if missing:
-            raise UserError(f"{dist_path} lacks columns {sorted(missing)}: expected country,question,answer,proportion")
+            raise UserError(
+                f"{dist_path} lacks columns {sorted(missing)}: expected country,question,answer,proportion"
+            )
         for n, row in enumerate(reader, 2):
             try:
                 share = float(row["proportion"])
@@ -157,7 +159,9 @@ def load_wvs_respondents(
         reader = csv.DictReader(f, dialect=dialect)
         columns = set(reader.fieldnames or [])
         if country_column not in columns:
-            raise UserError(f"{csv_path} has no {country_column!r} column: pass country_column= the ISO alpha-3 column")
+            raise UserError(
+                f"{csv_path} has no {country_column!r} column: pass country_column= the ISO alpha-3 column"
+            )
         asked = [qid for qid in questions if qid in columns]
         if not asked:
             raise UserError(f"{csv_path} has no column named like the question ids of {questions_path} (e.g. Q57)")

@@ -73,20 +73,31 @@ def score_item(culture: str, q: SurveyQuestion, probs: dict[str, float], mass: f
     h = [human[c] for c in codes]
     w1 = M.wasserstein_normalized([float(c) for c in codes], p, h) if q.scale.startswith("numeric") else None
     return WVSItem(
-        culture, q.id, q.topic, q.scale, probs, human, max(codes, key=lambda c: probs[c]), M.majority(human), mass,
-        M.one_minus_jsd(p, h), w1,
+        culture,
+        q.id,
+        q.topic,
+        q.scale,
+        probs,
+        human,
+        max(codes, key=lambda c: probs[c]),
+        M.majority(human),
+        mass,
+        M.one_minus_jsd(p, h),
+        w1,
     )
 
 
 def aggregate(items: Sequence[WVSItem]) -> dict[str, float]:
     """The four metrics over a set of items (one culture, or one culture x topic)."""
+
     def code(c: str) -> float:
         return float(c)
 
     qs = list(items)
     return {
-        "culturespa": M.culturespa_score([code(i.choice) for i in qs], [code(i.majority) for i in qs],
-                                         [len(i.model) for i in qs]),
+        "culturespa": M.culturespa_score(
+            [code(i.choice) for i in qs], [code(i.majority) for i in qs], [len(i.model) for i in qs]
+        ),
         "one_minus_jsd": M.mean([i.one_minus_jsd for i in qs]),
         "accuracy": M.mean([float(i.choice == i.majority) for i in qs]),
         "wasserstein": M.mean([i.wasserstein for i in qs if i.wasserstein is not None]),
@@ -127,7 +138,9 @@ def evaluate_wvs(
     missing = [c.code for c in cultures if c.code not in survey.distributions]
     if missing:
         raise UserError(f"the survey has no answers for {missing}: it covers {', '.join(survey.countries)}")
-    similarity = load_similarity(survey.similarity_path) if mode == "cross-culture" and survey.similarity_path else None
+    similarity = (
+        load_similarity(survey.similarity_path) if mode == "cross-culture" and survey.similarity_path else None
+    )
     jobs: list[tuple[Culture, SurveyQuestion]] = []
     prompts = []
     for culture in cultures:

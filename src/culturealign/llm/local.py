@@ -57,7 +57,9 @@ class LocalEngine(Engine):
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise UserError(f"unknown dtype {self.dtype!r}: use float32 or bfloat16")
         if self.adapter and not Path(self.adapter).expanduser().exists():
-            raise UserError(f"adapter not found: {self.adapter}; pass the folder a training run saved (adapter_config.json)")
+            raise UserError(
+                f"adapter not found: {self.adapter}; pass the folder a training run saved (adapter_config.json)"
+            )
         self._path = resolve_model(self.model)
 
     def identity(self) -> dict[str, Any]:
@@ -183,7 +185,9 @@ class LocalEngine(Engine):
         width = max(map(len, suffixes))
         pad = tok.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in suffixes], device=model.device)
-        mask = torch.tensor([[1] * shared + [0] * (width - len(s)) + [1] * len(s) for s in suffixes], device=model.device)
+        mask = torch.tensor(
+            [[1] * shared + [0] * (width - len(s)) + [1] * len(s) for s in suffixes], device=model.device
+        )
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
         keep = max(len(rows[r].path) for r in batch) + 1
         kwargs: dict[str, Any] = {}

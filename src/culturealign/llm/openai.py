@@ -349,9 +349,7 @@ class OpenAIEngine(Engine):
         if not codes:
             return OptionScores({}, 0.0, "sampling")
         n = self.samples_fallback
-        answers = await self._complete_n(
-            client, sem, messages, n, temperature=1.0, top_p=1.0, max_tokens=8, seed=0
-        )
+        answers = await self._complete_n(client, sem, messages, n, temperature=1.0, top_p=1.0, max_tokens=8, seed=0)
         counts = Counter(c for c in (parse_option(a, codes) for a in answers) if c is not None)
         parsed = sum(counts.values())
         if parsed == 0:
