@@ -262,6 +262,15 @@ def test_respondents_errors(tmp_path):
         load_wvs_respondents(no_questions, questions)
 
 
+def test_respondents_wide_file_like_the_official_wvs_csv(tmp_path):
+    columns = ["B_COUNTRY_ALPHA", "W_WEIGHT"] + [f"Q{i}" for i in range(1, 301)]
+    rows = [",".join(columns)] + [",".join(["DEU", "1.0"] + ["1"] * 300) for _ in range(20)]
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    survey = load_wvs_respondents(path, WVS_SMALL / "questions.jsonl")
+    assert_dist(survey.distributions["DEU"]["Q57"], {"1": 1.0, "2": 0.0})
+
+
 def test_write_survey_folder_round_trips(tmp_path):
     survey = load_wvs_respondents(RESPONDENTS, WVS_SMALL / "questions.jsonl")
     out = write_survey_folder(survey, tmp_path / "converted")

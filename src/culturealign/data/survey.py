@@ -153,10 +153,10 @@ def load_wvs_respondents(
     skipped: Counter = Counter()
     raw: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
     with csv_path.open(encoding="utf-8-sig", newline="") as f:
-        sample = f.read(4096)
+        header = f.readline()
         f.seek(0)
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
-        reader = csv.DictReader(f, dialect=dialect)
+        delimiter = max(",;\t", key=header.count)  # the official file is wide: sniff the header line only
+        reader = csv.DictReader(f, delimiter=delimiter)
         columns = set(reader.fieldnames or [])
         if country_column not in columns:
             raise UserError(
@@ -216,7 +216,8 @@ def load_survey(path: str | Path, questions: str | Path | None = None) -> Survey
         return load_wvs_folder(path)
     if not path.exists():
         raise UserError(f"survey not found: {path}; pass a WVS folder (questions.jsonl + distributions.csv) or a CSV")
-    header = path.open(encoding="utf-8-sig").readline()
+    with path.open(encoding="utf-8-sig") as f:
+        header = f.readline()
     if "selections" in header and "options" in header:
         from culturealign.data.goqa import load_globalopinionqa
 

@@ -124,7 +124,7 @@ class Engine(ABC):
         )
 
     def _cached(self, keys: list[str], items: list, compute: Callable[[list], list], progress: ProgressFn | None):
-        found = self.cache.get_many(list(dict.fromkeys(keys))) if self.cache else {}
+        found = self.cache.get_many(list(dict.fromkeys(keys))) if self.cache is not None else {}
         results: dict[str, Any] = dict(found)
         self.stats.cache_hits += sum(k in found for k in keys)
         if progress and found:
@@ -139,7 +139,7 @@ class Engine(ABC):
             out = compute([todo[k] for k in chunk_keys])
             self.stats.calls += len(chunk_keys)
             new = dict(zip(chunk_keys, out, strict=True))
-            if self.cache:
+            if self.cache is not None:
                 self.cache.put_many(new)
             results.update(new)
             if progress:

@@ -1,0 +1,59 @@
+"""WVS evaluation: aggregation by hand on a scripted engine; the real model on a few questions."""
+
+import json
+
+import pytest
+
+from culturealign.cultures import parse_cultures
+from culturealign.data.survey import load_survey
+from culturealign.errors import UserError
+from culturealign.evaluate.wvs import evaluate_wvs, save_result
+from culturealign.llm.scripted import ScriptedEngine
+
+
+def test_metrics_from_a_scripted_model(wvs_path):
+    survey = load_survey(wvs_path)
+    # always puts all mass on the first option
+    eng = ScriptedEngine(option_fn=lambda m, opts: {opts[0]: 1.0})
+    result = evaluate_wvs(eng, survey, parse_cultures("DEU,CHN"), "aware", limit=10, progress=False)
+    assert result.metrics["per_culture"]["DEU"]["n_questions"] == 10
+    item = result.items[0]
+    assert item.choice == next(iter(item.model))
+    hits = [i.choice == i.majority for i in result.items if i.culture == "DEU"]
+    assert result.metrics["per_culture"]["DEU"]["accuracy"] == pytest.approx(sum(hits) / len(hits))
+    assert result.metrics["overall"]["accuracy"] == pytest.approx(
+        (result.metrics["per_culture"]["DEU"]["accuracy"] + result.metrics["per_culture"]["CHN"]["accuracy"]) / 2
+    )
+
+
+def test_unaware_prompts_are_asked_once(wvs_path, tmp_path):
+    from culturealign.llm.cache import CallCache
+
+    survey = load_survey(wvs_path)
+    eng = ScriptedEngine(cache=CallCache(tmp_path / "c.sqlite"))
+    evaluate_wvs(eng, survey, parse_cultures("DEU,CHN"), "unaware", topics=["Security"], progress=False)
+    asked = {json.dumps(m) for m in eng.seen}
+    assert len(asked) == len(eng.seen)  # each unaware prompt reached the model once
+
+
+def test_unknown_topic_and_culture_fail_clearly(wvs_path):
+    survey = load_survey(wvs_path)
+    eng = ScriptedEngine()
+    with pytest.raises(UserError, match="unknown topics"):
+        evaluate_wvs(eng, survey, parse_cultures("DEU"), topics=["Astrology"], progress=False)
+    with pytest.raises(UserError, match="no answers for"):
+        evaluate_wvs(eng, survey, parse_cultures("JPN"), progress=False)
+
+
+@pytest.mark.slow
+def test_real_model_two_cultures(engine, wvs_path, tmp_path):
+    survey = load_survey(wvs_path)
+    result = evaluate_wvs(engine, survey, parse_cultures("DEU,NGA"), "cross-culture", limit=6, progress=False)
+    assert {i.culture for i in result.items} == {"DEU", "NGA"}
+    for name in ("culturespa", "one_minus_jsd", "accuracy"):
+        assert 0 <= result.metrics["overall"][name] <= 1
+    assert all(0 < i.mass <= 1 for i in result.items)
+    save_result(result, tmp_path / "eval")
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["mode"] == "cross-culture"
+    assert len((tmp_path / "eval" / "items.jsonl").read_text().splitlines()) == 12

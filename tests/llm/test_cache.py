@@ -1,0 +1,40 @@
+from culturealign.llm.base import GenParams
+from culturealign.llm.cache import CallCache, cache_key
+from culturealign.llm.scripted import ScriptedEngine
+
+
+def test_key_is_order_independent_for_dicts():
+    assert cache_key({"a": 1, "b": 2}) == cache_key({"b": 2, "a": 1})
+    assert cache_key({"a": 1}) != cache_key({"a": 2})
+
+
+def test_cache_survives_reopen_and_dedups(tmp_path):
+    msgs = [[{"role": "user", "content": f"q{i}"}] for i in range(5)]
+    eng = ScriptedEngine(cache=CallCache(tmp_path / "c.sqlite"), fn=lambda m: m[0]["content"].upper(), batch_size=2)
+    out = eng.generate(msgs + msgs[:2], GenParams())
+    assert out == [["Q0"], ["Q1"], ["Q2"], ["Q3"], ["Q4"], ["Q0"], ["Q1"]]
+    assert len(eng.seen) == 5  # duplicates inside one call are computed once
+    eng2 = ScriptedEngine(cache=CallCache(tmp_path / "c.sqlite"), fn=lambda m: "never")
+    assert eng2.generate(msgs, GenParams()) == out[:5]
+    assert eng2.seen == [] and eng2.stats.cache_hits == 5
+    # other parameters are other calls
+    assert eng2.generate(msgs[:1], GenParams(temperature=0.5)) == [["never"]]
+
+
+def test_partial_progress_is_kept_when_a_chunk_fails(tmp_path):
+    calls = []
+
+    def fn(m):
+        calls.append(m)
+        if m[0]["content"] == "boom":
+            raise RuntimeError("server died")
+        return "ok"
+
+    cache = CallCache(tmp_path / "c.sqlite")
+    eng = ScriptedEngine(cache=cache, fn=fn, batch_size=1)
+    msgs = [[{"role": "user", "content": c}] for c in ("a", "b", "boom")]
+    try:
+        eng.generate(msgs)
+    except RuntimeError:
+        pass
+    assert len(cache) == 2  # the chunks that finished are committed

@@ -1,0 +1,301 @@
+"""OpenAIEngine against a fake OpenAI-compatible server (``httpx.MockTransport``): no network, no waiting."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from culturealign.errors import UserError
+from culturealign.llm import openai as openai_mod
+from culturealign.llm.base import GenParams
+from culturealign.llm.cache import CallCache
+from culturealign.llm.openai import OpenAIEngine, parse_option
+
+URL = "http://fake-llm.test/v1"
+PROMPT = [{"role": "user", "content": "Pick one."}]
+
+
+@pytest.fixture(autouse=True)
+def no_backoff_wait(monkeypatch):
+    async def instant(seconds: float) -> None:
+        return None
+
+    monkeypatch.setattr(openai_mod, "_sleep", instant)
+
+
+@pytest.fixture(autouse=True)
+def no_key(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("TEST_LLM_KEY", raising=False)
+
+
+class FakeServer:
+    """Counts requests and answers each with ``reply(payload, request_number)``."""
+
+    def __init__(self, reply: Callable[[dict, int], httpx.Response]):
+        self.reply = reply
+        self.payloads: list[dict] = []
+        self.headers: list[httpx.Headers] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/v1/chat/completions"
+        payload = json.loads(request.content)
+        self.payloads.append(payload)
+        self.headers.append(request.headers)
+        return self.reply(payload, len(self.payloads))
+
+    @property
+    def count(self) -> int:
+        return len(self.payloads)
+
+
+def completion(contents: list[str], logprobs: list[dict] | None = None, usage: bool = True) -> httpx.Response:
+    choices = []
+    for i, c in enumerate(contents):
+        choice: dict = {"index": i, "message": {"role": "assistant", "content": c}, "finish_reason": "stop"}
+        if logprobs is not None:
+            choice["logprobs"] = {"content": [{"token": "x", "logprob": 0.0, "top_logprobs": logprobs}]}
+        choices.append(choice)
+    body: dict = {"id": "x", "object": "chat.completion", "choices": choices}
+    if usage:
+        body["usage"] = {"prompt_tokens": 10, "completion_tokens": 2 * len(contents), "total_tokens": 0}
+    return httpx.Response(200, json=body)
+
+
+def engine(server: FakeServer, **kw) -> OpenAIEngine:
+    return OpenAIEngine(base_url=URL + "/", model="fake-model", transport=httpx.MockTransport(server), **kw)
+
+
+def test_identity_and_no_auth_header_without_key():
+    server = FakeServer(lambda p, i: completion(["ok"]))
+    eng = engine(server)
+    assert eng.identity() == {"engine": "openai", "base_url": URL, "model": "fake-model"}
+    eng.generate([PROMPT])
+    assert "authorization" not in server.headers[0]
+
+
+def test_key_from_named_env_var(monkeypatch):
+    monkeypatch.setenv("TEST_LLM_KEY", "sk-test")
+    server = FakeServer(lambda p, i: completion(["ok"]))
+    engine(server, api_key_env="TEST_LLM_KEY").generate([PROMPT])
+    assert server.headers[0]["authorization"] == "Bearer sk-test"
+
+
+def test_generate_returns_n_stripped_outputs_and_counts_tokens():
+    server = FakeServer(lambda p, i: completion([f"  answer {k}\n" for k in range(p["n"])]))
+    eng = engine(server)
+    params = GenParams(temperature=0.7, top_p=0.9, max_tokens=32, n=3, seed=5)
+    out = eng.generate([PROMPT, [{"role": "user", "content": "Another."}]], params)
+    assert out == [["answer 0", "answer 1", "answer 2"]] * 2
+    assert server.count == 2
+    sent = server.payloads[0]
+    assert sent["model"] == "fake-model" and sent["messages"] == PROMPT
+    assert (sent["temperature"], sent["top_p"], sent["max_tokens"], sent["n"], sent["seed"]) == (0.7, 0.9, 32, 3, 5)
+    assert eng.stats.prompt_tokens == 20 and eng.stats.completion_tokens == 12
+
+
+def test_server_ignoring_n_is_asked_again():
+    server = FakeServer(lambda p, i: completion([f"sample {i}"]))  # always one choice
+    out = engine(server).generate([PROMPT], GenParams(temperature=1.0, n=4, seed=0))
+    assert out == [["sample 1", "sample 2", "sample 3", "sample 4"]]
+    assert server.count == 4
+    assert [p["n"] for p in server.payloads] == [4, 3, 2, 1]
+    assert len({p["seed"] for p in server.payloads}) == 4  # a seeded server would otherwise repeat itself
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_overload_and_server_errors_are_retried(status):
+    def reply(payload, i):
+        if i <= 3:
+            return httpx.Response(status, json={"error": {"message": "busy"}})
+        return completion(["fine"])
+
+    server = FakeServer(reply)
+    assert engine(server).generate([PROMPT]) == [["fine"]]
+    assert server.count == 4
+
+
+def test_malformed_and_truncated_bodies_are_retried():
+    bodies = [
+        httpx.Response(200, content=b'{"choices": [{"message": {"content": "tr'),
+        httpx.Response(200, json={"object": "error"}),
+        httpx.Response(200, content=b"<html>gateway</html>"),
+    ]
+
+    def reply(payload, i):
+        return bodies[i - 1] if i <= len(bodies) else completion(["whole"])
+
+    server = FakeServer(reply)
+    assert engine(server).generate([PROMPT]) == [["whole"]]
+    assert server.count == 4
+
+
+def test_timeouts_exhausted_raise_user_error_naming_the_url():
+    def reply(payload, i):
+        raise httpx.ReadTimeout("read timed out")
+
+    server = FakeServer(reply)
+    with pytest.raises(UserError) as err:
+        engine(server, max_retries=2, timeout=5).generate([PROMPT])
+    msg = str(err.value)
+    assert URL in msg and "timed out" in msg and "max_retries" in msg and "\n" not in msg
+    assert server.count == 3
+
+
+def test_server_errors_exhausted_name_the_last_error():
+    server = FakeServer(lambda p, i: httpx.Response(502, text="bad gateway"))
+    with pytest.raises(UserError, match="HTTP 502: bad gateway"):
+        engine(server, max_retries=1).generate([PROMPT])
+    assert server.count == 2
+
+
+def test_connection_refused_says_cannot_reach():
+    def reply(payload, i):
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    server = FakeServer(reply)
+    with pytest.raises(UserError, match=f"cannot reach server at {URL}: ConnectError"):
+        engine(server, max_retries=2).generate([PROMPT])
+    assert server.count == 3
+
+
+def test_401_is_immediate_and_names_the_env_var():
+    server = FakeServer(lambda p, i: httpx.Response(401, json={"error": {"message": "Incorrect API key"}}))
+    with pytest.raises(UserError) as err:
+        engine(server, api_key_env="TEST_LLM_KEY").generate([PROMPT])
+    msg = str(err.value)
+    assert "TEST_LLM_KEY" in msg and "401" in msg and "Incorrect API key" in msg
+    assert server.count == 1
+
+
+def test_404_points_at_base_url_and_model():
+    server = FakeServer(lambda p, i: httpx.Response(404, json={"detail": "Not Found"}))
+    with pytest.raises(UserError, match=r"404 \(Not Found\).*/v1.*'fake-model'"):
+        engine(server).generate([PROMPT])
+    assert server.count == 1
+
+
+def test_options_from_logprobs():
+    top = [
+        {"token": "2", "logprob": math.log(0.5)},
+        {"token": " 2", "logprob": math.log(0.1)},
+        {"token": "1", "logprob": math.log(0.2)},
+        {"token": "3", "logprob": math.log(0.1)},
+        {"token": "I", "logprob": math.log(0.05)},
+    ]
+    server = FakeServer(lambda p, i: completion(["2"], logprobs=top))
+    eng = engine(server, top_logprobs=5)
+    [scores] = eng.score_options([PROMPT], [["1", "2", "3"]])
+    assert scores.method == "logprobs"
+    assert scores.mass == pytest.approx(0.9)
+    assert scores.probs == pytest.approx({"1": 0.2 / 0.9, "2": 0.6 / 0.9, "3": 0.1 / 0.9})
+    assert scores.choice == "2"
+    sent = server.payloads[0]
+    assert (sent["max_tokens"], sent["temperature"], sent["logprobs"], sent["top_logprobs"]) == (1, 0, True, 5)
+    assert server.count == 1
+
+
+def sampling_server(top: list[dict] | None, answers: list[str]) -> FakeServer:
+    """Answers logprob requests with ``top`` and sampling requests with ``answers``."""
+
+    def reply(payload, i):
+        if payload.get("logprobs"):
+            return completion(["1"], logprobs=top)
+        assert payload["temperature"] == 1.0 and payload["max_tokens"] == 8
+        return completion(answers[: payload["n"]])
+
+    return FakeServer(reply)
+
+
+def test_missing_option_in_top_logprobs_falls_back_to_sampling():
+    top = [{"token": "1", "logprob": math.log(0.7)}, {"token": "2", "logprob": math.log(0.3)}]
+    answers = ["1", "(1)", "1.", "2", "3 - agree", "**2**", "Three", "1", "10", "x"]
+    server = sampling_server(top, answers)
+    [scores] = engine(server, samples_fallback=10).score_options([PROMPT], [["1", "2", "3"]])
+    assert scores.method == "sampling"
+    assert scores.probs == pytest.approx({"1": 4 / 7, "2": 2 / 7, "3": 1 / 7})
+    assert scores.mass == pytest.approx(0.7)
+    assert [p.get("logprobs", False) for p in server.payloads] == [True, False]
+    assert server.payloads[1]["n"] == 10
+
+
+def test_colliding_codes_skip_logprobs_and_sample():
+    answers = ["10", "1", "10 because", "1)"]
+    server = sampling_server(None, answers)
+    codes = [str(k) for k in range(1, 11)]
+    [scores] = engine(server, samples_fallback=4).score_options([PROMPT], [codes])
+    assert scores.method == "sampling"
+    assert scores.probs["10"] == pytest.approx(0.5) and scores.probs["1"] == pytest.approx(0.5)
+    assert scores.mass == pytest.approx(1.0)
+    assert all(not p.get("logprobs") for p in server.payloads)
+
+
+def test_no_logprobs_from_server_falls_back_and_nothing_parsed_is_uniform():
+    server = sampling_server(None, ["I cannot answer"] * 5)
+    [scores] = engine(server, samples_fallback=5).score_options([PROMPT], [["A", "B"]])
+    assert scores.method == "sampling"
+    assert scores.probs == {"A": 0.5, "B": 0.5} and scores.mass == 0.0
+    assert server.count == 2
+
+
+def test_logprobs_rejected_with_400_falls_back_to_sampling():
+    def reply(payload, i):
+        if payload.get("logprobs"):
+            return httpx.Response(400, json={"error": {"message": "logprobs not supported"}})
+        return completion(["B"] * payload["n"])
+
+    server = FakeServer(reply)
+    eng = engine(server, samples_fallback=3)
+    out = eng.score_options([PROMPT, [{"role": "user", "content": "Again."}]], [["A", "B"], ["A", "B"]])
+    assert [s.probs for s in out] == [{"A": 0.0, "B": 1.0}] * 2
+    assert all(s.method == "sampling" for s in out)
+
+
+def test_parse_option_prefers_longest_code_and_needs_a_boundary():
+    codes = ["1", "2", "10"]
+    assert parse_option("10.", codes) == "10"
+    assert parse_option(" (1) yes", codes) == "1"
+    assert parse_option("12", codes) is None
+    assert parse_option("Agree", ["A", "B"]) is None
+    assert parse_option("'B'", ["A", "B"]) == "B"
+
+
+def check_second_call_is_free(cache: CallCache) -> None:
+    top = [{"token": "A", "logprob": math.log(0.6)}, {"token": "B", "logprob": math.log(0.4)}]
+
+    def reply(payload, i):
+        if payload.get("logprobs"):
+            return completion(["A"], logprobs=top)
+        return completion(["hello"] * payload["n"])
+
+    server = FakeServer(reply)
+    eng = engine(server, cache=cache)
+    first = (eng.generate([PROMPT]), eng.score_options([PROMPT], [["A", "B"]]))
+    assert server.count == 2
+    again = engine(server, cache=cache)
+    second = (again.generate([PROMPT]), again.score_options([PROMPT], [["A", "B"]]))
+    assert server.count == 2
+    assert second == first and again.stats.cache_hits == 2
+    cache.close()
+
+
+def test_cache_makes_second_identical_call_free(tmp_path):
+    check_second_call_is_free(CallCache(tmp_path / "calls.sqlite"))
+
+
+def test_cache_makes_second_identical_call_free_once_cache_is_non_empty(tmp_path):
+    cache = CallCache(tmp_path / "calls.sqlite")
+    cache.put_many({"unrelated": 1})  # sidesteps the falsy-empty-cache bug above
+    check_second_call_is_free(cache)
+
+
+def test_many_prompts_run_concurrently_within_chunks():
+    server = FakeServer(lambda p, i: completion([p["messages"][0]["content"].upper()]))
+    prompts = [[{"role": "user", "content": f"q{k}"}] for k in range(25)]
+    out = engine(server, concurrency=3, batch_size=10).generate(prompts)
+    assert out == [[f"Q{k}"] for k in range(25)]
+    assert server.count == 25
