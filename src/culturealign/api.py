@@ -78,6 +78,14 @@ def eval_wvs(
     return result
 
 
+def write_cost_seconds(run_dir: Path, seconds: float) -> None:
+    """Add wall time to ``cost.json``."""
+    path = run_dir / "cost.json"
+    cost: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    cost["wall_seconds"] = round(cost.get("wall_seconds", 0) + seconds, 2)
+    write_json(path, cost)
+
+
 def write_cost(run_dir: Path, engine: Engine, seconds: float) -> None:
     """Accumulate wall time, model calls, tokens and cache hits in ``cost.json``."""
     path = run_dir / "cost.json"

@@ -65,6 +65,40 @@ def eval_wvs_cmd(
     console.print(format_table(result.metrics, f"WVS alignment of {model} ({prompt} prompting)"))
 
 
+@app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run_cmd(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. recipes/culturespa.yaml.")],
+    from_: Annotated[str | None, typer.Option("--from", help="Redo this stage and every one after it.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (overrides the config's out).")] = None,
+) -> None:
+    """Run a recipe; extra arguments key.sub=value override any config field. Re-running resumes."""
+    import yaml
+
+    from culturealign.evaluate.compare import format_before_after
+
+    try:
+        recipe = (yaml.safe_load(config.read_text("utf-8")) or {}).get("recipe", config.stem)
+    except (OSError, yaml.YAMLError, AttributeError) as e:
+        raise UserError(f"cannot read recipe {config}: {e}") from e
+    overrides = list(ctx.args) + ([f"out={out}"] if out else [])
+    if recipe != "culturespa":
+        raise UserError(f"unknown recipe {recipe!r} in {config}: available: culturespa")
+    from culturealign.recipes.culturespa import run_culturespa
+
+    result = run_culturespa(config, overrides, from_)
+    if not result["trained"]:
+        console.print(f"[yellow]kept {result['examples']} examples: too few to train on, showing the base model only")
+    console.print(format_before_after(result["wvs"]))
+    if "general" in result:
+        g = result["general"]
+        console.print(
+            f"general ability: mean KL(base||tuned) {g['mean_kl_base_tuned']:.4f} over {g['general_prompts']} prompts;"
+            f" multiple-choice agreement {g['mc_agreement']:.2f}, accuracy {g['mc_accuracy_base']:.2f} → "
+            f"{g['mc_accuracy_tuned']:.2f}"
+        )
+
+
 @app.command("cultures")
 def cultures_cmd() -> None:
     """List the cultures the registry knows (code, name, adjective, region)."""

@@ -63,7 +63,9 @@ RECORD_TYPES: dict[str, type] = {cls.__name__: cls for cls in (SurveyQuestion, A
 
 
 def to_dict(record: Any) -> dict[str, Any]:
-    """Serialize a record to a JSON-ready dict tagged with its type."""
+    """Serialize a record to a JSON-ready dict tagged with its type (plain dicts pass through)."""
+    if isinstance(record, dict):
+        return record
     return {"type": type(record).__name__, **dataclasses.asdict(record)}
 
 

@@ -145,6 +145,12 @@ class LocalEngine(Engine):
             out.append(_trie_probs(code_ids, nodes))
         return out
 
+    def next_token_logprobs_of(self, prompts: Sequence[Messages]) -> list[Any]:
+        """Full-vocabulary next-token log-probabilities at the start of the assistant reply (not cached)."""
+        ids = [self.render(p) for p in prompts]
+        result = self.next_token_logprobs([_Row(i, (), x) for i, x in enumerate(ids)], [len(x) for x in ids])
+        return [result[(i, ())] for i in range(len(prompts))]
+
     def next_token_logprobs(self, rows: list[_Row], prompt_lens: list[int]) -> dict[tuple[int, tuple], Any]:
         """Log-softmax next-token distributions at the end of each prompt and after each step of its path.
 

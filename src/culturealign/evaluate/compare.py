@@ -1,0 +1,45 @@
+"""Before/after tables of WVS metrics (per culture and overall)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from culturealign.evaluate.wvs import METRIC_NAMES
+
+
+def before_after(before: dict[str, Any], after: dict[str, Any] | None) -> dict[str, Any]:
+    """``{scope: {metric: {before, after, diff}}}`` for each culture and ``overall``; after may be missing."""
+    out: dict[str, Any] = {}
+    scopes = [*before["per_culture"], "overall"]
+    for scope in scopes:
+        b = before["overall"] if scope == "overall" else before["per_culture"][scope]
+        a = None
+        if after is not None:
+            a = after["overall"] if scope == "overall" else after["per_culture"].get(scope)
+        row = {}
+        for m in METRIC_NAMES:
+            bv = b[m]
+            av = a[m] if a else math.nan
+            row[m] = {"before": bv, "after": av, "diff": av - bv}
+        out[scope] = row
+    return out
+
+
+def format_before_after(table: dict[str, Any], title: str = "WVS alignment before / after tuning") -> Any:
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column("culture")
+    for m in METRIC_NAMES:
+        t.add_column(f"{m}\nbefore → after (Δ)", justify="right")
+    for scope, row in table.items():
+        cells = []
+        for m in METRIC_NAMES:
+            v = row[m]
+            if math.isnan(v["after"]):
+                cells.append(f"{v['before']:.3f}" if not math.isnan(v["before"]) else "-")
+            else:
+                cells.append(f"{v['before']:.3f} → {v['after']:.3f} ({v['diff']:+.3f})")
+        t.add_row(scope, *cells)
+    return t

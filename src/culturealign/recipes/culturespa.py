@@ -1,0 +1,218 @@
+"""CultureSPA (Xu et al., NAACL 2025): self-pluralising culture alignment, as a composition of steps.
+
+generate questions -> dedup (against each other and every evaluation question) -> answer unaware/aware ->
+keep culture-related pairs -> chat training data -> LoRA (culture-joint or culture-specific) -> WVS before
+/after + general-ability check. Every stage is resumable through the run folder and the call cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from culturealign.api import build_engine, write_cost, write_cost_seconds
+from culturealign.config import load_config
+from culturealign.cultures import Culture, load_similarity, parse_cultures
+from culturealign.data.survey import Survey, load_survey
+from culturealign.errors import UserError
+from culturealign.evaluate.compare import before_after
+from culturealign.evaluate.general import general_check
+from culturealign.evaluate.wvs import WVSResult, evaluate_wvs, save_result, summarize
+from culturealign.llm.local import LocalEngine
+from culturealign.llm.models import resolve_model
+from culturealign.records import ChatSample
+from culturealign.runs import RunFolder, write_json
+from culturealign.runs.runner import run_steps
+from culturealign.steps.answers import AnswerUnawareAware
+from culturealign.steps.dedup import Deduplicate
+from culturealign.steps.questions import GenerateQuestions
+from culturealign.steps.select import SelectCultureRelated
+from culturealign.steps.views import SurveyAnswerSamples
+from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS, train_lora, write_training_data
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "out": "runs/culturespa",
+    "survey": "../shared/data/wvs7",
+    "cultures": ["DEU", "CHN", "NGA"],
+    "generator": {"engine": "local", "model": "smollm2", "base_url": None, "dtype": "float32", "batch_size": 16},
+    "student": {"model": "smollm2", "dtype": "float32", "batch_size": 16},
+    "questions": {
+        "per_topic": 3,
+        "examples": 3,
+        "topics": None,
+        "temperature": 0.8,
+        "max_tokens": 160,
+        "max_retries": 3,
+        "seed": 0,
+    },
+    "dedup": {"threshold": 0.9},
+    "answers": {"choice": "sample", "temperature": 0.6, "cross_culture": False, "reasons": False, "seed": 0},
+    "select": {"criterion": "differ", "threshold": 0.1},
+    "train": {"mode": "joint", "min_examples": 8, "lora": dict(LORA_DEFAULTS), "sft": dict(SFT_DEFAULTS)},
+    "eval": {"topics": None, "limit": None, "general": True, "general_limit": None},
+}
+STAGES = ("generate-questions", "dedup", "answer", "select", "training-data", "train", "eval")
+
+
+def data_steps(cfg: dict, survey: Survey, cultures: Sequence[Culture], run: RunFolder) -> list:
+    """The recipe's record steps, built from the config (the generator engine writes and answers)."""
+    g = cfg["generator"]
+    engine = build_engine(g["engine"], g["model"], None, g["base_url"], g["dtype"], g["batch_size"], run.cache)
+    a = cfg["answers"]
+    similarity = None
+    if a["cross_culture"]:
+        if survey.similarity_path is None:
+            raise UserError("answers.cross_culture needs country_similarity.json in the survey folder")
+        similarity = load_similarity(survey.similarity_path)
+    q = cfg["questions"]
+    return [
+        GenerateQuestions(
+            engine,
+            survey,
+            q["per_topic"],
+            q["examples"],
+            q["topics"],
+            q["temperature"],
+            q["max_tokens"],
+            q["max_retries"],
+            q["seed"],
+        ),
+        Deduplicate([x.text for x in survey.questions.values()], cfg["dedup"]["threshold"]),
+        AnswerUnawareAware(
+            engine, cultures, a["choice"], a["temperature"], a["cross_culture"], similarity, a["reasons"], a["seed"]
+        ),
+        SelectCultureRelated(cfg["select"]["criterion"], cfg["select"]["threshold"]),
+        SurveyAnswerSamples(cultures),
+    ]
+
+
+def train_variant(run_dir: Path, name: str, samples: list[ChatSample], cfg: dict, mode: str) -> dict[str, Path]:
+    """Train one adapter (joint) or one per culture (specific) under ``train/``; finished adapters are kept."""
+    groups = {name: samples} if mode == "joint" else {}
+    if mode == "specific":
+        for s in samples:
+            groups.setdefault(f"{name}-{s.meta['culture']}", []).append(s)
+    elif mode != "joint":
+        raise UserError(f"train.mode must be 'joint' or 'specific', got {mode!r}")
+    base = resolve_model(cfg["student"]["model"])
+    adapters = {}
+    for adapter_name, group in groups.items():
+        folder = run_dir / "train" / adapter_name
+        write_training_data(group, run_dir / "train" / "data", adapter_name)
+        if not (folder / "adapter_config.json").is_file():
+            log.info("training %s on %d examples", adapter_name, len(group))
+            train_lora(base, group, folder, cfg["train"]["lora"], cfg["train"]["sft"])
+        adapters[adapter_name] = folder
+    return adapters
+
+
+def evaluate_adapters(
+    run: RunFolder, cfg: dict, survey: Survey, cultures: Sequence[Culture], adapters: dict[str, Path] | None
+) -> WVSResult:
+    """WVS (culture-aware) of the student, with no adapter, one joint adapter, or each culture's own adapter."""
+    st, ev = cfg["student"], cfg["eval"]
+
+    def engine(adapter: Path | None) -> LocalEngine:
+        return _tracked(
+            run,
+            LocalEngine(
+                cache=run.cache,
+                batch_size=st["batch_size"],
+                model=st["model"],
+                adapter=str(adapter) if adapter else None,
+                dtype=st["dtype"],
+            ),
+        )
+
+    if not adapters:
+        return evaluate_wvs(engine(None), survey, cultures, "aware", ev["topics"], ev["limit"])
+    if len(adapters) == 1:
+        return evaluate_wvs(
+            engine(next(iter(adapters.values()))), survey, cultures, "aware", ev["topics"], ev["limit"]
+        )
+    items = []
+    for c in cultures:
+        adapter = next((p for n, p in adapters.items() if n.endswith(f"-{c.code}")), None)
+        if adapter is None:
+            log.warning("no adapter for %s (no kept pairs): evaluating the base model for it", c.code)
+        items += evaluate_wvs(engine(adapter), survey, [c], "aware", ev["topics"], ev["limit"]).items
+    return WVSResult("aware", items, summarize(items))
+
+
+def run_culturespa(
+    config: str | Path | None = None, overrides: Sequence[str] = (), redo_from: str | None = None
+) -> dict[str, Any]:
+    """Run the whole recipe; returns the before/after comparison (also in ``eval/comparison.json``)."""
+    cfg = load_config(config, DEFAULTS, list(overrides))
+    if redo_from is not None and redo_from not in STAGES:
+        raise UserError(f"unknown stage {redo_from!r} for --from: stages are {', '.join(STAGES)}")
+    survey = load_survey(cfg["survey"])
+    cultures = parse_cultures(cfg["cultures"])
+    start = time.time()
+    with RunFolder(cfg["out"]) as run:
+        run.write_config(cfg)
+        if redo_from in ("train", "eval"):
+            shutil.rmtree(run.path / "eval", ignore_errors=True)
+            if redo_from == "train":
+                shutil.rmtree(run.path / "train", ignore_errors=True)
+        steps = data_steps(cfg, survey, cultures, run)
+        samples = run_steps(steps, run.path, redo_from=redo_from if redo_from in STAGES[:5] else None)
+        enough = len(samples) >= cfg["train"]["min_examples"]
+        if not enough:
+            log.warning(
+                "kept only %d training examples (< train.min_examples=%d): too few to train on; "
+                "generate more questions or try select.criterion=divergence",
+                len(samples),
+                cfg["train"]["min_examples"],
+            )
+        adapters = train_variant(run.path, cfg["train"]["mode"], samples, cfg, cfg["train"]["mode"]) if enough else {}
+        before = evaluate_adapters(run, cfg, survey, cultures, None)
+        save_result(before, run.eval_dir("wvs-before"))
+        comparison: dict[str, Any] = {
+            "trained": bool(adapters),
+            "examples": len(samples),
+            "adapters": {k: str(v) for k, v in adapters.items()},
+        }
+        if adapters:
+            after = evaluate_adapters(run, cfg, survey, cultures, adapters)
+            save_result(after, run.eval_dir("wvs-after"))
+            comparison["wvs"] = before_after(before.metrics, after.metrics)
+            if cfg["eval"]["general"]:
+                st = cfg["student"]
+                base = LocalEngine(model=st["model"], dtype=st["dtype"], batch_size=st["batch_size"])
+                tuned = LocalEngine(
+                    model=st["model"],
+                    dtype=st["dtype"],
+                    batch_size=st["batch_size"],
+                    adapter=str(next(iter(adapters.values()))),
+                )
+                comparison["general"] = general_check(base, tuned, cfg["eval"]["general_limit"])
+                write_json(run.eval_dir("general") / "metrics.json", comparison["general"])
+        else:
+            comparison["wvs"] = before_after(before.metrics, None)
+        write_json(run.path / "eval" / "comparison.json", comparison)
+        for engine in [steps[0].engine, *_ENGINES.pop(id(run), [])]:
+            write_cost(run.path, engine, 0.0)
+        write_cost_seconds(run.path, time.time() - start)
+    return comparison
+
+
+_ENGINES: dict[int, list] = {}
+
+
+def _tracked(run: RunFolder, engine: LocalEngine) -> LocalEngine:
+    """Remember the run's evaluation engines so that their calls land in cost.json."""
+    _ENGINES.setdefault(id(run), []).append(engine)
+    return engine
+
+
+def subsample(samples: list[ChatSample], fraction: float, seed: int = 0) -> list[ChatSample]:
+    k = max(1, round(len(samples) * fraction))
+    return random.Random(seed).sample(samples, k)

@@ -1,0 +1,43 @@
+"""Entry point that runs unchanged in one process or under ``accelerate launch`` (DDP/FSDP/DeepSpeed):
+
+accelerate launch -m culturealign.train --model smollm2 --data train/data/joint.jsonl --out train/joint
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from culturealign.errors import UserError
+
+
+def main(argv: list[str] | None = None) -> None:
+    from culturealign.llm.models import resolve_model
+    from culturealign.train.lora import read_training_data, train_lora
+
+    p = argparse.ArgumentParser(prog="python -m culturealign.train", description=__doc__)
+    p.add_argument("--model", default="smollm2", help="base model: smollm2, a folder, a .gguf file or a hub id")
+    p.add_argument("--data", required=True, help="chat JSONL written by a recipe (one {'messages': [...]} a line)")
+    p.add_argument("--out", required=True, help="folder for the PEFT adapter")
+    p.add_argument("--lora", default="{}", help="JSON of peft.LoraConfig fields")
+    p.add_argument("--sft", default="{}", help="JSON of trl.SFTConfig fields")
+    args = p.parse_args(argv)
+    try:
+        from pathlib import Path
+
+        result = train_lora(
+            resolve_model(args.model),
+            read_training_data(Path(args.data)),
+            args.out,
+            json.loads(args.lora),
+            json.loads(args.sft),
+        )
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps({"adapter": str(result.adapter), "world_size": result.world_size, "steps": result.steps}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""LoRA supervised fine-tuning with TRL and PEFT, on chat samples, loss on the assistant reply only.
+
+The recipe's YAML passes TRL's ``SFTConfig`` and PEFT's ``LoraConfig`` fields through unchanged; the defaults
+below are the CultureSPA paper's (all linear layers, lr 1e-4, 1 epoch, cosine, warmup 0.1), with the two TRL
+defaults that matter on CPU set on purpose (no gradient checkpointing, no bf16). The same function runs in
+one process or under ``accelerate launch`` (see ``culturealign.train.__main__``); the adapter is written
+atomically by the main process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from culturealign.errors import UserError
+from culturealign.records import ChatSample
+
+log = logging.getLogger(__name__)
+
+LORA_DEFAULTS: dict[str, Any] = {
+    "r": 8,
+    "lora_alpha": 16,
+    "lora_dropout": 0.05,
+    "target_modules": "all-linear",
+    "task_type": "CAUSAL_LM",
+}
+SFT_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 1e-4,
+    "num_train_epochs": 1,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 0.1,  # a float < 1 is a ratio of the total steps
+    "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 1,
+    "max_length": 512,
+    "gradient_checkpointing": False,
+    "bf16": False,
+    "logging_steps": 1,
+    "save_strategy": "no",
+    "report_to": "none",
+    "seed": 0,
+    "disable_tqdm": False,
+    "dataloader_pin_memory": False,
+}
+
+
+@dataclass
+class TrainResult:
+    adapter: Path
+    losses: list[float]
+    steps: int
+    world_size: int
+    examples: int
+
+
+def to_dataset(samples: Sequence[ChatSample]):
+    """Prompt-completion conversational rows: TRL then computes the loss on the completion only."""
+    from datasets import Dataset
+
+    rows = [{"prompt": s.messages[:-1], "completion": s.messages[-1:]} for s in samples]
+    return Dataset.from_list(rows)
+
+
+def write_training_data(samples: Sequence[ChatSample], folder: Path, name: str) -> Path:
+    """Write ``<name>.jsonl`` (chat messages) and a Hugging Face ``datasets`` folder ``<name>.hf``."""
+    from culturealign.runs.store import write_jsonl
+
+    write_jsonl(folder / f"{name}.jsonl", ({"messages": s.messages, **s.meta} for s in samples))
+    hf = folder / f"{name}.hf"
+    tmp = folder / f".{name}.hf.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    to_dataset(samples).save_to_disk(str(tmp))
+    shutil.rmtree(hf, ignore_errors=True)
+    tmp.rename(hf)
+    return folder / f"{name}.jsonl"
+
+
+def read_training_data(path: Path) -> list[ChatSample]:
+    from culturealign.runs.store import read_jsonl
+
+    return [ChatSample(r.pop("messages"), r) for r in read_jsonl(path)]
+
+
+def train_lora(
+    model_path: str,
+    samples: Sequence[ChatSample],
+    out: str | Path,
+    lora: dict[str, Any] | None = None,
+    sft: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a LoRA adapter on ``samples`` and save it (PEFT format) to ``out``."""
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    if not samples:
+        raise UserError("no training examples: the selection kept nothing (see the run's steps/*/stats.json)")
+    out = Path(out)
+    tmp_dir = out.with_name(f".{out.name}.work")
+    try:
+        lora_cfg = LoraConfig(**{**LORA_DEFAULTS, **(lora or {})})
+        sft_cfg = SFTConfig(output_dir=str(tmp_dir), **{**SFT_DEFAULTS, **(sft or {})})
+    except TypeError as e:
+        raise UserError(f"bad training setting: {e}; see PEFT LoraConfig / TRL SFTConfig") from e
+    tok = AutoTokenizer.from_pretrained(model_path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    trainer = SFTTrainer(
+        model=model, args=sft_cfg, train_dataset=to_dataset(samples), processing_class=tok, peft_config=lora_cfg
+    )
+    trainer.train()
+    world = trainer.args.world_size
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    if trainer.is_world_process_zero():
+        staging = out.with_name(f".{out.name}.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        trainer.model.save_pretrained(staging)
+        tok.save_pretrained(staging)
+        info = {"world_size": world, "steps": trainer.state.global_step, "examples": len(samples), "base": model_path}
+        (staging / "train_info.json").write_text(json.dumps(info, indent=2))
+        (staging / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=2))
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(staging, out)
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return TrainResult(out, losses, trainer.state.global_step, world, len(samples))
+
+
+def merge_adapter(model_path: str, adapter: str | Path, out: str | Path) -> Path:
+    """Merge a LoRA adapter into its base model and save the merged model (a plain transformers folder)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_path), str(adapter))
+    merged = model.merge_and_unload()
+    merged.save_pretrained(out)
+    AutoTokenizer.from_pretrained(model_path).save_pretrained(out)
+    return Path(out)
