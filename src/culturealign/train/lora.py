@@ -105,7 +105,9 @@ def train_lora(
     tmp_dir = out.with_name(f".{out.name}.work")
     try:
         lora_cfg = LoraConfig(**{**LORA_DEFAULTS, **(lora or {})})
-        sft_cfg = SFTConfig(output_dir=str(tmp_dir), **{**SFT_DEFAULTS, **(sft or {})})
+        # Without use_cpu, processes started by `accelerate launch` on a machine with no GPU each train alone.
+        device = {} if torch.cuda.is_available() else {"use_cpu": True, "ddp_backend": "gloo"}
+        sft_cfg = SFTConfig(output_dir=str(tmp_dir), **{**SFT_DEFAULTS, **device, **(sft or {})})
     except TypeError as e:
         raise UserError(f"bad training setting: {e}; see PEFT LoraConfig / TRL SFTConfig") from e
     tok = AutoTokenizer.from_pretrained(model_path)
@@ -116,13 +118,14 @@ def train_lora(
         model=model, args=sft_cfg, train_dataset=to_dataset(samples), processing_class=tok, peft_config=lora_cfg
     )
     trainer.train()
-    world = trainer.args.world_size
+    world = trainer.accelerator.num_processes  # the processes that really trained (args.world_size says 1 on CPU)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    staging = out.with_name(f".{out.name}.tmp")
     if trainer.is_world_process_zero():
-        staging = out.with_name(f".{out.name}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
-        trainer.model.save_pretrained(staging)
-        tok.save_pretrained(staging)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(staging))  # every rank calls it; the Trainer writes from the main process only
+    if trainer.is_world_process_zero():
         info = {"world_size": world, "steps": trainer.state.global_step, "examples": len(samples), "base": model_path}
         (staging / "train_info.json").write_text(json.dumps(info, indent=2))
         (staging / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=2))

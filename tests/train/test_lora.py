@@ -1,0 +1,84 @@
+"""LoRA training on the real embedded model: the adapter learns, the base does not move, DDP on 2 CPU processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from culturealign.llm.models import resolve_model
+from culturealign.records import ChatSample
+from culturealign.train.lora import read_training_data, train_lora, write_training_data
+
+pytestmark = pytest.mark.slow
+FAST = {"max_steps": 2, "per_device_train_batch_size": 4, "disable_tqdm": True, "learning_rate": 5e-3}
+
+
+def _samples(n: int = 8) -> list[ChatSample]:
+    return [
+        ChatSample(
+            [
+                {"role": "system", "content": "You are a real person with a German cultural background."},
+                {"role": "user", "content": f"Question {i}: is punctuality important?\n1. Yes\n2. No\nAnswer 1 or 2."},
+                {"role": "assistant", "content": str(1 + i % 2)},
+            ],
+            {"culture": "DEU"},
+        )
+        for i in range(n)
+    ]
+
+
+def test_adapter_learns_and_base_stays(tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base_path = resolve_model("smollm2")
+    result = train_lora(base_path, _samples(), tmp_path / "adapter", sft=FAST)
+    assert result.steps == 2 and result.world_size == 1 and len(result.losses) == 2
+    weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    lora_b = [v for k, v in weights.items() if "lora_B" in k]
+    assert lora_b and any(float(v.abs().max()) > 0 for v in lora_b)  # lora_B starts at zero: it moved
+    base = AutoModelForCausalLM.from_pretrained(base_path)
+    reference = {k: v.clone() for k, v in base.state_dict().items()}
+    tuned = PeftModel.from_pretrained(base, tmp_path / "adapter")
+    for name, value in tuned.get_base_model().state_dict().items():
+        key = name.replace(".base_layer", "")
+        if key in reference:
+            assert torch.equal(value, reference[key]), name
+
+
+def test_training_data_round_trip(tmp_path):
+    path = write_training_data(_samples(3), tmp_path, "joint")
+    back = read_training_data(path)
+    assert [s.messages for s in back] == [s.messages for s in _samples(3)]
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(tmp_path / "joint.hf"))
+    assert ds.num_rows == 3 and ds[0]["completion"][0]["role"] == "assistant"
+
+
+def test_two_cpu_processes_under_accelerate(tmp_path):
+    if shutil.which("accelerate") is None and not os.path.exists(
+        os.path.join(os.path.dirname(sys.executable), "accelerate")
+    ):
+        pytest.fail("accelerate CLI not installed")
+    data = write_training_data(_samples(8), tmp_path, "joint")
+    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    cmd = [
+        accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "culturealign.train", "--data", str(data), "--out", str(tmp_path / "adapter"),
+        "--sft", json.dumps({**FAST, "per_device_train_batch_size": 2}),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads((tmp_path / "adapter" / "train_info.json").read_text())
+    assert info["world_size"] == 2  # `--cpu --num_processes 2` silently runs one process: check what we got
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
