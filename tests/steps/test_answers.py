@@ -16,11 +16,18 @@ from culturealign.steps.answers import AnswerUnawareAware, pick
 PROBS = {"1": 0.1, "2": 0.4, "3": 0.3, "4": 0.2}
 
 QUESTIONS = [
-    SurveyQuestion("Q1", "Social Values, Attitudes & Stereotypes", "How important is family in your life?",
-                   {"1": "Very important", "2": "Rather important", "3": "Not very important", "4": "Not at all"}),
-    SurveyQuestion("Q57", "Social Capital, Trust & Organizational Membership",
-                   "Generally speaking, would you say that most people can be trusted?",
-                   {"1": "Most people can be trusted", "2": "Need to be very careful"}),
+    SurveyQuestion(
+        "Q1",
+        "Social Values, Attitudes & Stereotypes",
+        "How important is family in your life?",
+        {"1": "Very important", "2": "Rather important", "3": "Not very important", "4": "Not at all"},
+    ),
+    SurveyQuestion(
+        "Q57",
+        "Social Capital, Trust & Organizational Membership",
+        "Generally speaking, would you say that most people can be trusted?",
+        {"1": "Most people can be trusted", "2": "Need to be very careful"},
+    ),
 ]
 
 
@@ -76,7 +83,12 @@ def test_step_pairs_each_question_with_each_culture():
     engine = _scripted()
     step = AnswerUnawareAware(engine, parse_cultures("DEU,JPN"), choice="top", reasons=True)
     pairs = list(step.run(QUESTIONS))
-    assert [(p.question.id, p.culture) for p in pairs] == [("Q1", "DEU"), ("Q1", "JPN"), ("Q57", "DEU"), ("Q57", "JPN")]
+    assert [(p.question.id, p.culture) for p in pairs] == [
+        ("Q1", "DEU"),
+        ("Q1", "JPN"),
+        ("Q57", "DEU"),
+        ("Q57", "JPN"),
+    ]
     assert len(engine.seen) == 2 * 3 + 4  # one unaware + two aware scorings per question, then 4 reasons
     assert step.stats == {"questions": 2, "pairs": 4, "model_calls": 6}
     for p in pairs:
@@ -101,7 +113,12 @@ def test_real_model_answers_unaware_and_aware(engine):
     step = AnswerUnawareAware(engine, cultures, choice="top")
     pairs = list(step.run(QUESTIONS))
     assert len(pairs) == 4 and all(isinstance(p, AnswerPair) for p in pairs)
-    assert [(p.question.id, p.culture) for p in pairs] == [("Q1", "DEU"), ("Q1", "JPN"), ("Q57", "DEU"), ("Q57", "JPN")]
+    assert [(p.question.id, p.culture) for p in pairs] == [
+        ("Q1", "DEU"),
+        ("Q1", "JPN"),
+        ("Q57", "DEU"),
+        ("Q57", "JPN"),
+    ]
     for p in pairs:
         for answer in (p.unaware, p.aware):
             assert answer.question_id == p.question.id

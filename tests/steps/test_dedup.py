@@ -49,7 +49,10 @@ def test_dedup_drops_duplicates_and_keeps_unrelated():
 
 
 def test_near_duplicate_among_records_is_dropped_and_threshold_matters():
-    records = [_q("a", "How important is your family in your life?"), _q("b", "In your life, how important is family?")]
+    records = [
+        _q("a", "How important is your family in your life?"),
+        _q("b", "In your life, how important is family?"),
+    ]
     strict = Deduplicate(threshold=0.8)
     assert [r.id for r in strict.run(records)] == ["a"]
     assert [why for _, why in strict.dropped] == ["near-duplicate of a kept record"]

@@ -84,14 +84,24 @@ def test_parse_question_keeps_eleven_options():
         ("Question: How often do you feel rested when you wake up?\n1. Always", "not 2-11 options"),
         ("Question: How often do you feel rested when you wake up?", "not 2-11 options"),
         (
-            "Question: On a scale of 1 to 12, how happy are you?\n" + "\n".join(f"{i}. Level {i}" for i in range(1, 13)),
+            "Question: On a scale of 1 to 12, how happy are you?\n"
+            + "\n".join(f"{i}. Level {i}" for i in range(1, 13)),
             "not 2-11 options",
         ),
-        ("Question: How often do you feel rested when you wake up?\n1. Always\n2. always\n3. Never", "options not distinct"),
+        (
+            "Question: How often do you feel rested when you wake up?\n1. Always\n2. always\n3. Never",
+            "options not distinct",
+        ),
         # numbering restarts after the first option: the second "1." is another list, not option 2
-        ("Question: How often do you feel rested when you wake up?\n1. Always\n1. Never\n2. Rarely", "not 2-11 options"),
+        (
+            "Question: How often do you feel rested when you wake up?\n1. Always\n1. Never\n2. Rarely",
+            "not 2-11 options",
+        ),
         # numbering skips a number
-        ("Question: How often do you feel rested when you wake up?\n1. Always\n3. Never\n4. Rarely", "not 2-11 options"),
+        (
+            "Question: How often do you feel rested when you wake up?\n1. Always\n3. Never\n4. Rarely",
+            "not 2-11 options",
+        ),
     ],
 )
 def test_parse_question_rejects_with_a_reason(reply, reason):

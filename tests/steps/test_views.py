@@ -6,8 +6,12 @@ from culturealign.cultures import parse_cultures
 from culturealign.records import Answer, AnswerPair, ChatSample, SurveyQuestion
 from culturealign.steps.views import SurveyAnswerSamples
 
-Q = SurveyQuestion("Q57", "Social Capital, Trust & Organizational Membership", "Can most people be trusted?",
-                   {"1": "Most people can be trusted", "2": "Need to be very careful"})
+Q = SurveyQuestion(
+    "Q57",
+    "Social Capital, Trust & Organizational Membership",
+    "Can most people be trusted?",
+    {"1": "Most people can be trusted", "2": "Need to be very careful"},
+)
 
 
 def _pair(culture: str, aware: str, reason: str | None = None) -> AnswerPair:

@@ -106,7 +106,9 @@ def train_lora(
     try:
         lora_cfg = LoraConfig(**{**LORA_DEFAULTS, **(lora or {})})
         # Without use_cpu, processes started by `accelerate launch` on a machine with no GPU each train alone.
-        device = {} if torch.cuda.is_available() else {"use_cpu": True, "ddp_backend": "gloo"}
+        device = {} if torch.cuda.is_available() else {"use_cpu": True}
+        if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            device["ddp_backend"] = "gloo"
         sft_cfg = SFTConfig(output_dir=str(tmp_dir), **{**SFT_DEFAULTS, **device, **(sft or {})})
     except TypeError as e:
         raise UserError(f"bad training setting: {e}; see PEFT LoraConfig / TRL SFTConfig") from e
