@@ -119,9 +119,6 @@ def test_empty_file_gives_defaults(tmp_path):
     assert load_config(_write(tmp_path, ""), DEFAULTS) == DEFAULTS
 
 
-@pytest.mark.xfail(
-    strict=True, raises=TypeError, reason="a non-mapping lora/sft value raises TypeError, not UserError"
-)
 def test_pass_through_section_given_a_scalar_is_a_user_error():
     with pytest.raises(UserError):
         load_config(None, DEFAULTS, ["train.lora=3"])

@@ -40,6 +40,8 @@ def merge(defaults: dict, given: dict, where: str = "") -> dict:
                 raise UserError(f"config key {path!r} must be a mapping")
             out[key] = merge(defaults[key], value, f"{path}.")
         elif key in PASS_THROUGH:
+            if not isinstance(value or {}, dict):
+                raise UserError(f"config key {path!r} must be a mapping of library settings")
             out[key] = {**defaults[key], **(value or {})}
         else:
             out[key] = value

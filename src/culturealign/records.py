@@ -72,6 +72,8 @@ def to_dict(record: Any) -> dict[str, Any]:
 def from_dict(data: dict[str, Any]) -> Any:
     """Rebuild a record written by :func:`to_dict` (nested records included)."""
     data = dict(data)
+    if "type" not in data:
+        return data  # a plain dict record
     cls = RECORD_TYPES[data.pop("type")]
     kwargs = {}
     for f in dataclasses.fields(cls):

@@ -93,10 +93,14 @@ class GenerateQuestions(Step):
         for attempt in range(self.max_retries + 1):
             if not pending:
                 break
-            prompts = [self._prompt(t, s, attempt) for t, s in pending]
-            params = GenParams(self.temperature, 0.95, self.max_tokens, 1, seed=self.seed * 1000 + attempt)
-            replies = self.engine.generate(prompts, params)
-            attempts += len(prompts)
+            replies = []
+            for slot in sorted({s for _, s in pending}):  # one seed per slot, so equal prompts still differ
+                batch = [(t, s) for t, s in pending if s == slot]
+                seed = (self.seed * 100 + attempt) * 1000 + slot
+                params = GenParams(self.temperature, 0.95, self.max_tokens, 1, seed=seed)
+                replies += self.engine.generate([self._prompt(t, s, attempt) for t, s in batch], params)
+                attempts += len(batch)
+            pending = sorted(pending, key=lambda k: k[1])
             still = []
             for (topic, slot), (reply,) in zip(pending, replies, strict=True):
                 parsed = parse_question(reply)

@@ -1,0 +1,61 @@
+"""Run a list of steps in a run folder, resumably.
+
+Each step writes ``steps/NN-<name>/data.jsonl`` (its output records), ``dropped.jsonl`` and, last,
+``stats.json``; a step whose ``stats.json`` exists is finished and is read back instead of redone. A step
+killed midway is redone, and its LLM calls that had finished come from the run's cache, so nothing is
+computed twice. ``redo_from`` redoes a step (by name or number) and every step after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from culturealign.errors import UserError
+from culturealign.records import from_dict, to_dict
+from culturealign.runs.store import read_jsonl, write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def step_dir(run_dir: Path, index: int, name: str) -> Path:
+    return run_dir / "steps" / f"{index:02d}-{name}"
+
+
+def _redo_index(steps: Sequence[Any], redo_from: str | int | None) -> int | None:
+    if redo_from is None:
+        return None
+    names = [s.name for s in steps]
+    if str(redo_from).isdigit():
+        return int(redo_from)
+    if redo_from not in names:
+        raise UserError(f"unknown step {redo_from!r} for --from: steps are {', '.join(names)}")
+    return names.index(redo_from) + 1
+
+
+def run_steps(
+    steps: Sequence[Any], run_dir: Path, records: list[Any] | None = None, redo_from: str | int | None = None
+) -> list[Any]:
+    """Feed ``records`` through ``steps`` in order, writing and resuming each step's output; returns the last."""
+    redo = _redo_index(steps, redo_from)
+    records = list(records or [])
+    for i, step in enumerate(steps, 1):
+        folder = step_dir(run_dir, i, step.name)
+        if redo is not None and i >= redo and folder.exists():
+            shutil.rmtree(folder)
+        if (folder / "stats.json").is_file():
+            records = [from_dict(r) for r in read_jsonl(folder / "data.jsonl")]
+            log.info("step %s: done before, %d records read back", step.name, len(records))
+            continue
+        start = time.time()
+        records = list(step.run(records))
+        stats = {"step": step.name, "output": len(records), "seconds": round(time.time() - start, 2), **step.stats}
+        write_jsonl(folder / "data.jsonl", (to_dict(r) for r in records))
+        write_jsonl(folder / "dropped.jsonl", ({"reason": why, "record": to_dict(r)} for r, why in step.dropped))
+        write_json(folder / "stats.json", stats)  # last: its presence marks the step finished
+        log.info("step %s: %d records in %.1fs", step.name, len(records), stats["seconds"])
+    return records

@@ -1,0 +1,109 @@
+"""The run folder: one layout for every recipe and evaluation, written atomically, held by one process.
+
+Layout: ``config.yaml``, ``steps/NN-<name>/{data.jsonl, dropped.jsonl, stats.json}``, ``cache.sqlite``,
+``train/<adapter>/``, ``eval/<name>/{items.jsonl, metrics.json}``, ``log.txt``, ``cost.json``.
+Every file is written to a temporary name and renamed, so a killed run never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from culturealign.errors import UserError
+from culturealign.llm.cache import CallCache
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(
+            f"cannot write {path}: {e.strerror or e}; free disk space or fix the folder's permissions"
+        ) from e
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise UserError(
+                        f"line {n} of {path} is not valid JSON ({e.msg}); delete the file to redo it"
+                    ) from e
+    return rows
+
+
+class RunFolder:
+    """A run folder held with an exclusive lock for the life of the object (use as a context manager)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock_file = (self.path / ".lock").open("a")
+        except OSError as e:
+            raise UserError(f"cannot use run folder {self.path}: {e.strerror or e}; pick a writable --out") from e
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise UserError(
+                f"run folder {self.path} is in use by another culturealign process; wait for it or use another --out"
+            ) from None
+        self._log_handler = logging.FileHandler(self.path / "log.txt", encoding="utf-8")
+        self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("culturealign").addHandler(self._log_handler)
+        self._cache: CallCache | None = None
+
+    @property
+    def cache(self) -> CallCache:
+        """The run's LLM call cache (``cache.sqlite``)."""
+        if self._cache is None:
+            self._cache = CallCache(self.path / "cache.sqlite")
+        return self._cache
+
+    def write_config(self, config: dict) -> None:
+        atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+
+    def eval_dir(self, name: str) -> Path:
+        return self.path / "eval" / name
+
+    def close(self) -> None:
+        logging.getLogger("culturealign").removeHandler(self._log_handler)
+        self._log_handler.close()
+        if self._cache is not None:
+            self._cache.close()
+        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        self._lock_file.close()
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

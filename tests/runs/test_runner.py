@@ -1,0 +1,134 @@
+"""The step runner: output files per step, resuming finished steps, redoing from a step."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from culturealign.errors import UserError
+from culturealign.records import SurveyQuestion
+from culturealign.runs.runner import run_steps, step_dir
+from culturealign.steps.base import Filter, Step
+
+CALLS: Counter = Counter()
+
+
+class MakeQuestions(Step):
+    name = "make"
+
+    def __init__(self, n: int = 3):
+        super().__init__()
+        self.n = n
+
+    def run(self, records):
+        CALLS[self.name] += 1
+        out = [
+            SurveyQuestion(f"q{i}", "Migration", f"Question number {i}?", {"1": "Yes", "2": "No"})
+            for i in range(self.n)
+        ]
+        self.stats.update(made=len(out))
+        yield from out
+
+
+class DropOdd(Filter):
+    name = "drop-odd"
+
+    def keep(self, record):
+        CALLS[self.name] += 1
+        return int(record.id[1:]) % 2 == 0, "odd id"
+
+
+@pytest.fixture(autouse=True)
+def _reset_calls():
+    CALLS.clear()
+
+
+def _read_jsonl(path):
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def test_run_writes_each_steps_files(tmp_path):
+    out = run_steps([MakeQuestions(), DropOdd()], tmp_path)
+    assert [q.id for q in out] == ["q0", "q2"]
+    first, second = step_dir(tmp_path, 1, "make"), step_dir(tmp_path, 2, "drop-odd")
+    assert first == tmp_path / "steps" / "01-make"
+    assert second == tmp_path / "steps" / "02-drop-odd"
+    for folder in (first, second):
+        assert {p.name for p in folder.iterdir()} == {"data.jsonl", "dropped.jsonl", "stats.json"}
+    assert [r["id"] for r in _read_jsonl(first / "data.jsonl")] == ["q0", "q1", "q2"]
+    assert _read_jsonl(first / "dropped.jsonl") == []
+    rows = _read_jsonl(second / "data.jsonl")
+    assert [r["id"] for r in rows] == ["q0", "q2"] and all(r["type"] == "SurveyQuestion" for r in rows)
+    dropped = _read_jsonl(second / "dropped.jsonl")
+    assert [(d["reason"], d["record"]["id"]) for d in dropped] == [("odd id", "q1")]
+    stats1 = json.loads((first / "stats.json").read_text("utf-8"))
+    assert stats1["step"] == "make" and stats1["output"] == 3 and stats1["made"] == 3
+    stats2 = json.loads((second / "stats.json").read_text("utf-8"))
+    assert stats2["step"] == "drop-odd"
+    assert (stats2["output"], stats2["total"], stats2["kept"], stats2["dropped"]) == (2, 3, 2, 1)
+    assert stats2["dropped_by_reason"] == {"odd id": 1}
+
+
+def test_second_run_reads_back_instead_of_redoing(tmp_path):
+    first = run_steps([MakeQuestions(), DropOdd()], tmp_path)
+    assert CALLS == {"make": 1, "drop-odd": 3}
+    again = run_steps([MakeQuestions(), DropOdd()], tmp_path)
+    assert CALLS == {"make": 1, "drop-odd": 3}  # nothing ran again
+    assert again == first
+    assert all(isinstance(q, SurveyQuestion) for q in again)
+
+
+def test_unfinished_step_is_redone(tmp_path):
+    run_steps([MakeQuestions(), DropOdd()], tmp_path)
+    (step_dir(tmp_path, 2, "drop-odd") / "stats.json").unlink()  # as if killed before the end
+    out = run_steps([MakeQuestions(), DropOdd()], tmp_path)
+    assert CALLS == {"make": 1, "drop-odd": 6}
+    assert [q.id for q in out] == ["q0", "q2"]
+
+
+def test_redo_from_a_name_redoes_that_step_and_later_ones(tmp_path):
+    run_steps([MakeQuestions(), DropOdd()], tmp_path)
+    # the first step would now make 5 questions, but it is not redone: its stored output is used
+    out = run_steps([MakeQuestions(5), DropOdd()], tmp_path, redo_from="drop-odd")
+    assert CALLS == {"make": 1, "drop-odd": 6}
+    assert [q.id for q in out] == ["q0", "q2"]
+    # redoing from the first step picks up its new setting, and the later step follows
+    out = run_steps([MakeQuestions(5), DropOdd()], tmp_path, redo_from="make")
+    assert CALLS == {"make": 2, "drop-odd": 11}
+    assert [q.id for q in out] == ["q0", "q2", "q4"]
+    stats = json.loads((step_dir(tmp_path, 1, "make") / "stats.json").read_text("utf-8"))
+    assert stats["made"] == 5
+
+
+def test_redo_from_a_number(tmp_path):
+    run_steps([MakeQuestions(), DropOdd()], tmp_path)
+    run_steps([MakeQuestions(), DropOdd()], tmp_path, redo_from=2)
+    assert CALLS == {"make": 1, "drop-odd": 6}
+
+
+def test_records_passed_in_feed_the_first_step(tmp_path):
+    given = [SurveyQuestion(f"q{i}", "Migration", f"Given {i}?", {"1": "Yes", "2": "No"}) for i in (1, 2, 3, 4)]
+    out = run_steps([DropOdd()], tmp_path, records=given)
+    assert [q.id for q in out] == ["q2", "q4"]
+
+
+def test_unknown_step_name_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match=r"unknown step 'dedupe'.*make, drop-odd"):
+        run_steps([MakeQuestions(), DropOdd()], tmp_path, redo_from="dedupe")
+    assert CALLS == {}
+    assert not (tmp_path / "steps").exists()
+
+
+class MakeDicts(Step):
+    name = "dicts"
+
+    def run(self, records):
+        CALLS[self.name] += 1
+        yield {"id": "x", "n": 1}
+
+
+def test_plain_dict_records_resume(tmp_path):
+    first = run_steps([MakeDicts()], tmp_path)
+    assert run_steps([MakeDicts()], tmp_path) == first
