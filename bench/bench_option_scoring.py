@@ -187,6 +187,7 @@ def main() -> None:
         "generate prompts/s": f"{gen_pps:.2f}",
         "scorer/generate prompts/s (target >= 3)": f"{score_pps / gen_pps:.1f} ({verdict(score_pps / gen_pps, 3)})",
         "generated replies failing to parse": f"{failed}/{len(sample)}",
+        **{f"WVS aware {k} (overall)": f"{v:.3f}" for k, v in result.metrics["overall"].items() if k != "n_items"},
     }
     print("\n== summary")
     print("\n".join(f"{k}: {v}" for k, v in summary.items()))

@@ -99,6 +99,26 @@ def run_cmd(
         )
 
 
+@app.command("ablate")
+def ablate_cmd(
+    run: Annotated[Path, typer.Argument(help="A finished culturespa run folder.")],
+    what: Annotated[str, typer.Option(help="joint-vs-specific | quantity | quality")],
+) -> None:
+    """CultureSPA ablations on a finished run: each variant trained and evaluated (WVS, culture-aware)."""
+    from rich.table import Table
+
+    from culturealign.evaluate.wvs import METRIC_NAMES
+    from culturealign.recipes.culturespa import ablate
+
+    results = ablate(run, what)
+    table = Table(title=f"CultureSPA ablation: {what} (overall, mean over cultures)")
+    for col in ("variant", "examples", *METRIC_NAMES):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for name, row in results.items():
+        table.add_row(name, str(row["examples"]), *(f"{row[m]:.3f}" for m in METRIC_NAMES))
+    console.print(table)
+
+
 @app.command("cultures")
 def cultures_cmd() -> None:
     """List the cultures the registry knows (code, name, adjective, region)."""

@@ -21,6 +21,7 @@ from culturealign.data.survey import Survey
 from culturealign.errors import UserError
 from culturealign.evaluate import metrics as M
 from culturealign.llm.base import Engine
+from culturealign.progress import progress_bar
 from culturealign.prompting import persona_system, survey_messages
 from culturealign.records import SurveyQuestion
 
@@ -150,34 +151,13 @@ def evaluate_wvs(
             prompts.append(survey_messages(q, system))
     if not jobs:
         raise UserError("no survey questions to ask: check --topics and --cultures")
-    with _progress(progress, f"WVS ({mode})", len(jobs)) as advance:
+    with progress_bar(f"WVS ({mode})", len(jobs), progress) as advance:
         scores = engine.score_options(prompts, [q.codes for _, q in jobs], progress=advance)
     items = [
         score_item(c.code, q, s.probs, s.mass, survey.distributions[c.code][q.id])
         for (c, q), s in zip(jobs, scores, strict=True)
     ]
     return WVSResult(mode, items, summarize(items))
-
-
-class _progress:
-    """A rich progress bar as a context manager that yields an ``advance(n)`` callback (or None)."""
-
-    def __init__(self, enabled: bool, label: str, total: int):
-        self.enabled, self.label, self.total = enabled, label, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from rich.progress import Progress
-
-        self._bar = Progress(transient=False)
-        self._bar.start()
-        task = self._bar.add_task(self.label, total=self.total)
-        return lambda n: self._bar.advance(task, n)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._bar.stop()
 
 
 def save_result(result: WVSResult, folder: Path) -> None:

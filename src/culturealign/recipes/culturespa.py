@@ -114,35 +114,40 @@ def train_variant(run_dir: Path, name: str, samples: list[ChatSample], cfg: dict
 
 
 def evaluate_adapters(
-    run: RunFolder, cfg: dict, survey: Survey, cultures: Sequence[Culture], adapters: dict[str, Path] | None
+    run: RunFolder,
+    cfg: dict,
+    survey: Survey,
+    cultures: Sequence[Culture],
+    adapters: dict[str, Path] | None,
+    mode: str = "joint",
+    engines: list[LocalEngine] | None = None,
 ) -> WVSResult:
-    """WVS (culture-aware) of the student, with no adapter, one joint adapter, or each culture's own adapter."""
+    """WVS (culture-aware) of the student with no adapter, one joint adapter, or each culture's own adapter.
+
+    The engines used are appended to ``engines`` so that their calls can be counted in ``cost.json``.
+    """
     st, ev = cfg["student"], cfg["eval"]
 
-    def engine(adapter: Path | None) -> LocalEngine:
-        return _tracked(
-            run,
-            LocalEngine(
-                cache=run.cache,
-                batch_size=st["batch_size"],
-                model=st["model"],
-                adapter=str(adapter) if adapter else None,
-                dtype=st["dtype"],
-            ),
+    def score(adapter: Path | None, group: Sequence[Culture]) -> WVSResult:
+        engine = LocalEngine(
+            cache=run.cache,
+            batch_size=st["batch_size"],
+            model=st["model"],
+            adapter=str(adapter) if adapter else None,
+            dtype=st["dtype"],
         )
+        if engines is not None:
+            engines.append(engine)
+        return evaluate_wvs(engine, survey, group, "aware", ev["topics"], ev["limit"])
 
-    if not adapters:
-        return evaluate_wvs(engine(None), survey, cultures, "aware", ev["topics"], ev["limit"])
-    if len(adapters) == 1:
-        return evaluate_wvs(
-            engine(next(iter(adapters.values()))), survey, cultures, "aware", ev["topics"], ev["limit"]
-        )
+    if not adapters or mode == "joint":
+        return score(next(iter(adapters.values())) if adapters else None, cultures)
     items = []
     for c in cultures:
         adapter = next((p for n, p in adapters.items() if n.endswith(f"-{c.code}")), None)
         if adapter is None:
             log.warning("no adapter for %s (no kept pairs): evaluating the base model for it", c.code)
-        items += evaluate_wvs(engine(adapter), survey, [c], "aware", ev["topics"], ev["limit"]).items
+        items += score(adapter, [c]).items
     return WVSResult("aware", items, summarize(items))
 
 
@@ -173,7 +178,8 @@ def run_culturespa(
                 cfg["train"]["min_examples"],
             )
         adapters = train_variant(run.path, cfg["train"]["mode"], samples, cfg, cfg["train"]["mode"]) if enough else {}
-        before = evaluate_adapters(run, cfg, survey, cultures, None)
+        engines: list[LocalEngine] = []
+        before = evaluate_adapters(run, cfg, survey, cultures, None, engines=engines)
         save_result(before, run.eval_dir("wvs-before"))
         comparison: dict[str, Any] = {
             "trained": bool(adapters),
@@ -181,7 +187,7 @@ def run_culturespa(
             "adapters": {k: str(v) for k, v in adapters.items()},
         }
         if adapters:
-            after = evaluate_adapters(run, cfg, survey, cultures, adapters)
+            after = evaluate_adapters(run, cfg, survey, cultures, adapters, cfg["train"]["mode"], engines)
             save_result(after, run.eval_dir("wvs-after"))
             comparison["wvs"] = before_after(before.metrics, after.metrics)
             if cfg["eval"]["general"]:
@@ -198,21 +204,64 @@ def run_culturespa(
         else:
             comparison["wvs"] = before_after(before.metrics, None)
         write_json(run.path / "eval" / "comparison.json", comparison)
-        for engine in [steps[0].engine, *_ENGINES.pop(id(run), [])]:
+        for engine in [steps[0].engine, *engines]:
             write_cost(run.path, engine, 0.0)
         write_cost_seconds(run.path, time.time() - start)
     return comparison
 
 
-_ENGINES: dict[int, list] = {}
-
-
-def _tracked(run: RunFolder, engine: LocalEngine) -> LocalEngine:
-    """Remember the run's evaluation engines so that their calls land in cost.json."""
-    _ENGINES.setdefault(id(run), []).append(engine)
-    return engine
-
-
 def subsample(samples: list[ChatSample], fraction: float, seed: int = 0) -> list[ChatSample]:
+    """A seeded random ``fraction`` of the samples (at least one)."""
     k = max(1, round(len(samples) * fraction))
     return random.Random(seed).sample(samples, k)
+
+
+ABLATIONS = ("joint-vs-specific", "quantity", "quality")
+
+
+def ablate(run_dir: str | Path, what: str, fractions: Sequence[float] = (0.1, 0.3, 1.0)) -> dict[str, Any]:
+    """Train and evaluate variants on a finished run's data; results in ``eval/ablation-<what>/metrics.json``.
+
+    - ``joint-vs-specific``: one culture-joint adapter vs one adapter per culture, same kept pairs;
+    - ``quantity``: culture-joint on ``fractions`` of the kept pairs (seeded subsamples);
+    - ``quality``: the kept (culture-related) pairs vs as many pairs drawn at random from all answered pairs.
+    """
+    from culturealign.records import from_dict
+    from culturealign.runs.store import read_jsonl
+
+    if what not in ABLATIONS:
+        raise UserError(f"unknown ablation {what!r}: use one of {', '.join(ABLATIONS)}")
+    run_dir = Path(run_dir)
+    if (
+        not (run_dir / "config.yaml").is_file()
+        or not (run_dir / "steps" / "05-training-data" / "stats.json").is_file()
+    ):
+        raise UserError(f"{run_dir} is not a finished culturespa run: run `culturealign run` first")
+    cfg = load_config(run_dir / "config.yaml", DEFAULTS)
+    survey = load_survey(cfg["survey"])
+    cultures = parse_cultures(cfg["cultures"])
+    kept = [from_dict(r) for r in read_jsonl(run_dir / "steps" / "05-training-data" / "data.jsonl")]
+    if what == "joint-vs-specific":
+        plan = {"joint": (kept, "joint"), "specific": (kept, "specific")}
+    elif what == "quantity":
+        plan = {f"quantity-{round(f * 100)}pct": (subsample(kept, f), "joint") for f in fractions}
+    else:
+        pairs = [from_dict(r) for r in read_jsonl(run_dir / "steps" / "03-answer" / "data.jsonl")]
+        random_pairs = random.Random(0).sample(pairs, min(len(kept), len(pairs)))
+        plan = {
+            "quality-kept": (kept, "joint"),
+            "quality-random": (list(SurveyAnswerSamples(cultures).run(random_pairs)), "joint"),
+        }
+    with RunFolder(run_dir) as run:
+        engines: list[LocalEngine] = []
+        base = evaluate_adapters(run, cfg, survey, cultures, None, engines=engines)
+        results: dict[str, Any] = {"base": {"examples": 0, **base.metrics["overall"]}}
+        for name, (samples, mode) in plan.items():
+            adapters = train_variant(run.path, name, samples, cfg, mode)
+            after = evaluate_adapters(run, cfg, survey, cultures, adapters, mode, engines)
+            save_result(after, run.eval_dir(f"ablation-{what}") / name)
+            results[name] = {"examples": len(samples), **after.metrics["overall"]}
+        write_json(run.eval_dir(f"ablation-{what}") / "metrics.json", results)
+        for engine in engines:
+            write_cost(run.path, engine, 0.0)
+    return results

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from culturealign.cultures import Culture
 from culturealign.errors import UserError
 from culturealign.llm.base import Engine, GenParams
+from culturealign.progress import progress_bar
 from culturealign.prompting import format_options, persona_system, survey_messages, templates
 from culturealign.records import Answer, AnswerPair, SurveyQuestion
 from culturealign.steps.base import Step
@@ -57,7 +58,8 @@ class AnswerUnawareAware(Step):
         personas: list[Culture | None] = [None, *self.cultures]
         systems = [persona_system(c, "unaware" if c is None else self.mode, self.similarity) for c in personas]
         prompts = [survey_messages(q, s) for q in questions for s in systems]
-        scores = self.engine.score_options(prompts, [q.codes for q in questions for _ in systems])
+        with progress_bar("answers (unaware + aware)", len(prompts)) as advance:
+            scores = self.engine.score_options(prompts, [q.codes for q in questions for _ in systems], advance)
         pairs = []
         for qi, q in enumerate(questions):
             answers = []

@@ -16,6 +16,7 @@ from importlib import resources
 
 from culturealign.data.survey import Survey
 from culturealign.llm.base import Engine, GenParams
+from culturealign.progress import progress_bar
 from culturealign.prompting import format_options, templates
 from culturealign.records import SurveyQuestion
 from culturealign.steps.base import Step
@@ -98,7 +99,10 @@ class GenerateQuestions(Step):
                 batch = [(t, s) for t, s in pending if s == slot]
                 seed = (self.seed * 100 + attempt) * 1000 + slot
                 params = GenParams(self.temperature, 0.95, self.max_tokens, 1, seed=seed)
-                replies += self.engine.generate([self._prompt(t, s, attempt) for t, s in batch], params)
+                label = f"questions (try {attempt + 1}, slot {slot + 1})"
+                with progress_bar(label, len(batch)) as advance:
+                    prompts = [self._prompt(t, s, attempt) for t, s in batch]
+                    replies += self.engine.generate(prompts, params, progress=advance)
                 attempts += len(batch)
             pending = sorted(pending, key=lambda k: k[1])
             still = []
