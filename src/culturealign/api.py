@@ -50,8 +50,9 @@ def eval_wvs(
     dtype: str = "float32",
     batch_size: int = 16,
     progress: bool = True,
+    icl: int = 0,
 ) -> WVSResult:
-    """Evaluate a model's WVS alignment and write a run folder (config, cache, eval/wvs-<prompt>/)."""
+    """Evaluate a model's WVS alignment and write a run folder (config, cache, eval/wvs-<prompt>[-icl<k>]/)."""
     survey_data = load_survey(survey)
     culture_list = parse_cultures(cultures)
     out = Path(out or f"runs/eval-wvs-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -72,8 +73,8 @@ def eval_wvs(
         run.write_config(config)
         eng = build_engine(engine, model, adapter, base_url, dtype, batch_size, run.cache)
         start = time.time()
-        result = evaluate_wvs(eng, survey_data, culture_list, prompt, topics, limit, progress)
-        save_result(result, run.eval_dir(f"wvs-{prompt}"))
+        result = evaluate_wvs(eng, survey_data, culture_list, prompt, topics, limit, progress, icl)
+        save_result(result, run.eval_dir(f"wvs-{prompt}" + (f"-icl{icl}" if icl else "")))
         write_cost(run.path, eng, time.time() - start)
     return result
 
@@ -93,3 +94,91 @@ def write_cost(run_dir: Path, engine: Engine, seconds: float) -> None:
     for k, v in {"wall_seconds": round(seconds, 2), **asdict(engine.stats)}.items():
         cost[k] = cost.get(k, 0) + v
     write_json(path, cost)
+
+
+def eval_blend(
+    data: str | Path,
+    cultures: str | Sequence[str] | None = None,
+    model: str = "smollm2",
+    adapter: str | None = None,
+    limit: int | None = None,
+    out: str | Path | None = None,
+    engine: str = "local",
+    base_url: str | None = None,
+    dtype: str = "float32",
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """BLEnD short-answer accuracy per region (plain and vote-weighted); writes eval/blend/."""
+    from culturealign.data.blend import resolve_regions
+    from culturealign.evaluate.blend import evaluate_blend, save_blend
+
+    regions = resolve_regions(data, cultures)
+    out = Path(out or f"runs/eval-blend-{time.strftime('%Y%m%d-%H%M%S')}")
+    with RunFolder(out) as run:
+        run.write_config(
+            {
+                "command": "eval blend",
+                "data": str(data),
+                "cultures": regions,
+                "model": model,
+                "adapter": adapter,
+                "limit": limit,
+                "engine": engine,
+                "base_url": base_url,
+                "dtype": dtype,
+            }
+        )
+        eng = build_engine(engine, model, adapter, base_url, dtype, batch_size, run.cache)
+        start = time.time()
+        items, metrics = evaluate_blend(eng, data, regions, limit, progress=progress)
+        save_blend(items, metrics, run.eval_dir("blend"))
+        write_cost(run.path, eng, time.time() - start)
+    return metrics
+
+
+def eval_relations(
+    survey: str | Path,
+    cultures: str | Sequence[str] | None = None,
+    model: str = "smollm2",
+    adapter: str | None = None,
+    limit: int | None = None,
+    out: str | Path | None = None,
+    engine: str = "local",
+    base_url: str | None = None,
+    dtype: str = "float32",
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The model's culture x culture map (culture-aware answers) next to the survey's; writes eval/relations/."""
+    from culturealign.evaluate.relations import cultural_relations
+
+    survey_data = load_survey(survey)
+    culture_list = parse_cultures(cultures or survey_data.countries)
+    if len(culture_list) < 3:
+        from culturealign.errors import UserError
+
+        raise UserError("cultural relations need at least 3 cultures (a rank correlation over culture pairs)")
+    out = Path(out or f"runs/eval-relations-{time.strftime('%Y%m%d-%H%M%S')}")
+    with RunFolder(out) as run:
+        run.write_config(
+            {
+                "command": "eval relations",
+                "survey": str(survey),
+                "model": model,
+                "adapter": adapter,
+                "cultures": [c.code for c in culture_list],
+                "limit": limit,
+                "engine": engine,
+                "base_url": base_url,
+                "dtype": dtype,
+            }
+        )
+        eng = build_engine(engine, model, adapter, base_url, dtype, batch_size, run.cache)
+        start = time.time()
+        result = evaluate_wvs(eng, survey_data, culture_list, "aware", None, limit, progress)
+        save_result(result, run.eval_dir("wvs-aware"))
+        relations = cultural_relations(result.items)
+        write_json(run.eval_dir("relations") / "metrics.json", relations)
+        write_cost(run.path, eng, time.time() - start)
+    return relations

@@ -54,15 +54,68 @@ def eval_wvs_cmd(
     base_url: BaseUrl = None,
     dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (local engine).")] = "float32",
     batch_size: int = 16,
+    icl: Annotated[int, typer.Option(help="Self-alignment: show K answered questions of the culture first.")] = 0,
 ) -> None:
     """Measure how well a model's answers match a culture's survey answers (four metrics)."""
     from culturealign.api import eval_wvs
     from culturealign.evaluate.wvs import format_table
 
     result = eval_wvs(
-        survey, cultures, model, prompt, adapter, topics, limit, out, engine, base_url, dtype, batch_size
+        survey, cultures, model, prompt, adapter, topics, limit, out, engine, base_url, dtype, batch_size, icl=icl
     )
     console.print(format_table(result.metrics, f"WVS alignment of {model} ({prompt} prompting)"))
+
+
+@eval_app.command("blend")
+def eval_blend_cmd(
+    data: Annotated[Path, typer.Option(help="BLEnD folder: one <Country>.jsonl per country or region.")],
+    cultures: Annotated[
+        str | None, typer.Option(help="Comma-separated BLEnD names, e.g. UK,China (default: all).")
+    ] = None,
+    model: Model = "smollm2",
+    adapter: Annotated[str | None, typer.Option(help="PEFT adapter folder to apply to the model.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N questions per region (seeded sample).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/eval-blend-<time>).")] = None,
+    engine: Engine = "local",
+    base_url: BaseUrl = None,
+    dtype: str = "float32",
+    batch_size: int = 16,
+) -> None:
+    """BLEnD everyday-culture short answers: accuracy and vote-weighted accuracy per region."""
+    from rich.table import Table
+
+    from culturealign.api import eval_blend
+
+    metrics = eval_blend(data, cultures, model, adapter, limit, out, engine, base_url, dtype, batch_size)
+    table = Table(title=f"BLEnD short-answer accuracy of {model}")
+    for col in ("region", "n", "accuracy", "weighted accuracy"):
+        table.add_column(col, justify="left" if col == "region" else "right")
+    for region, m in [*metrics["per_region"].items(), ("overall", {**metrics["overall"], "n_questions": ""})]:
+        table.add_row(region, str(m["n_questions"]), f"{m['accuracy']:.3f}", f"{m['weighted_accuracy']:.3f}")
+    console.print(table)
+
+
+@eval_app.command("relations")
+def eval_relations_cmd(
+    survey: Annotated[Path, typer.Option(help="WVS folder (questions.jsonl + distributions.csv).")],
+    cultures: Annotated[str | None, typer.Option(help="Comma-separated alpha-3 codes (default: all).")] = None,
+    model: Model = "smollm2",
+    adapter: Annotated[str | None, typer.Option(help="PEFT adapter folder to apply to the model.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N questions per culture.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/eval-relations-<time>).")] = None,
+    engine: Engine = "local",
+    base_url: BaseUrl = None,
+    dtype: str = "float32",
+    batch_size: int = 16,
+) -> None:
+    """Does the model see the same cultural map as the people? Culture x culture similarity, rank correlation."""
+    from culturealign.api import eval_relations
+
+    rel = eval_relations(survey, cultures, model, adapter, limit, out, engine, base_url, dtype, batch_size)
+    console.print(
+        f"Spearman rank correlation of the model's culture-similarity matrix with the survey's: "
+        f"{rel['spearman']:.3f} (p = {rel['p_value']:.3g}, {rel['n_pairs']} culture pairs)"
+    )
 
 
 @app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -57,3 +57,16 @@ def test_real_model_two_cultures(engine, wvs_path, tmp_path):
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["mode"] == "cross-culture"
     assert len((tmp_path / "eval" / "items.jsonl").read_text().splitlines()) == 12
+
+
+def test_icl_examples_are_other_questions_of_the_culture(wvs_path):
+    survey = load_survey(wvs_path)
+    eng = ScriptedEngine()
+    evaluate_wvs(eng, survey, parse_cultures("DEU"), "aware", limit=5, progress=False, icl=3)
+    assert len(eng.seen) == 5
+    for messages in eng.seen:
+        assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * 3 + ["user"]
+        asked = messages[-1]["content"]
+        assert all(m["content"] != asked for m in messages[1:-1])
+        for m in messages[2:-1:2]:  # the shown answers are DEU's majority codes
+            assert m["content"].isdigit()

@@ -134,8 +134,14 @@ def evaluate_wvs(
     topics: Sequence[str] | None = None,
     limit: int | None = None,
     progress: bool = True,
+    icl: int = 0,
+    seed: int = 0,
 ) -> WVSResult:
-    """Score ``engine`` on the survey for each culture under one prompt mode (unaware, aware, cross-culture)."""
+    """Score ``engine`` on the survey for each culture under one prompt mode (unaware, aware, cross-culture).
+
+    ``icl > 0`` adds the self-alignment baseline: ``icl`` other survey questions of the same culture, answered
+    with that culture's majority answer, shown as earlier chat turns (never the question being asked).
+    """
     missing = [c.code for c in cultures if c.code not in survey.distributions]
     if missing:
         raise UserError(f"the survey has no answers for {missing}: it covers {', '.join(survey.countries)}")
@@ -146,9 +152,13 @@ def evaluate_wvs(
     prompts = []
     for culture in cultures:
         system = persona_system(culture, mode, similarity)
-        for q in select_questions(survey, culture.code, topics, limit):
+        answered = survey.answered(culture.code)
+        for q in select_questions(survey, culture.code, topics, limit, seed):
             jobs.append((culture, q))
-            prompts.append(survey_messages(q, system))
+            messages = survey_messages(q, system)
+            if icl:
+                messages = _with_examples(messages, survey, culture.code, q, answered, icl, seed)
+            prompts.append(messages)
     if not jobs:
         raise UserError("no survey questions to ask: check --topics and --cultures")
     with progress_bar(f"WVS ({mode})", len(jobs), progress) as advance:
@@ -158,6 +168,17 @@ def evaluate_wvs(
         for (c, q), s in zip(jobs, scores, strict=True)
     ]
     return WVSResult(mode, items, summarize(items))
+
+
+def _with_examples(messages, survey: Survey, culture: str, asked: SurveyQuestion, pool, k: int, seed: int):
+    """Insert k answered questions of the culture (majority answers) before the asked one."""
+    others = [q for q in pool if q.id != asked.id]
+    shots = random.Random(f"{seed}:{culture}:{asked.id}").sample(others, min(k, len(others)))
+    turns = []
+    for q in shots:
+        turns += survey_messages(q, "")[1:]
+        turns.append({"role": "assistant", "content": M.majority(survey.distributions[culture][q.id])})
+    return [messages[0], *turns, *messages[1:]]
 
 
 def save_result(result: WVSResult, folder: Path) -> None:

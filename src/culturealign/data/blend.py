@@ -1,0 +1,69 @@
+"""BLEnD (Myung et al., NeurIPS 2024) short-answer questions: one JSONL file per country or region.
+
+Each line: ``id``, ``country``, ``question``, ``answers`` (each a list of equivalent spellings with the number of
+annotators who gave it), ``idks``. Spellings that pack several variants into one string ("donut, donuts") are
+split on commas. Lines without annotated answers are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from culturealign.errors import UserError
+
+
+@dataclass
+class BlendQuestion:
+    id: str
+    region: str  # the BLEnD file's country/region name, e.g. "UK", "West_Java"
+    question: str
+    answers: list[tuple[list[str], int]]  # (equivalent spellings, annotator votes)
+
+
+def blend_regions(folder: str | Path) -> list[str]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"BLEnD folder not found: {folder}; pass the folder with one <Country>.jsonl per region")
+    return sorted(p.stem for p in folder.glob("*.jsonl"))
+
+
+def resolve_regions(folder: str | Path, names: str | list[str] | None) -> list[str]:
+    """Match user names ("uk", "south korea") to the folder's files; unknown names fail with the list."""
+    available = blend_regions(folder)
+    if not names:
+        return available
+    items = names.split(",") if isinstance(names, str) else names
+    key = {a.lower().replace("_", " "): a for a in available}
+    out = []
+    for name in items:
+        k = name.strip().lower().replace("_", " ")
+        if k not in key:
+            raise UserError(f"no BLEnD file for {name.strip()!r}: available are {', '.join(available)}")
+        out.append(key[k])
+    return out
+
+
+def load_blend(folder: str | Path, region: str, skipped: Counter | None = None) -> list[BlendQuestion]:
+    path = Path(folder) / f"{region}.jsonl"
+    skipped = skipped if skipped is not None else Counter()
+    out = []
+    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            answers = [
+                ([v.strip() for s in a["answers"] for v in str(s).split(",") if v.strip()], int(a["count"]))
+                for a in row.get("answers", [])
+            ]
+            q = BlendQuestion(str(row["id"]), region, str(row["question"]), [a for a in answers if a[0]])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise UserError(f"line {n} of {path} is not a BLEnD question ({e!r})") from e
+        if not q.answers:
+            skipped["question without annotated answers"] += 1
+            continue
+        out.append(q)
+    return out
