@@ -172,6 +172,22 @@ def ablate_cmd(
     console.print(table)
 
 
+@app.command("merge")
+def merge_cmd(
+    adapter: Annotated[Path, typer.Option(help="PEFT adapter folder (e.g. runs/culturespa/train/joint).")],
+    out: Annotated[Path, typer.Option(help="Folder for the merged model.")],
+    model: Model = "smollm2",
+) -> None:
+    """Merge a LoRA adapter into its base model: a plain transformers folder that any engine can serve."""
+    from culturealign.llm.models import resolve_model
+    from culturealign.train import merge_adapter
+
+    if not (adapter / "adapter_config.json").is_file():
+        raise UserError(f"{adapter} is not a PEFT adapter folder (no adapter_config.json)")
+    merge_adapter(resolve_model(model), adapter, out)
+    console.print(f"merged model written to {out}")
+
+
 @app.command("cultures")
 def cultures_cmd() -> None:
     """List the cultures the registry knows (code, name, adjective, region)."""

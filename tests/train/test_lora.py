@@ -82,3 +82,20 @@ def test_two_cpu_processes_under_accelerate(tmp_path):
     info = json.loads((tmp_path / "adapter" / "train_info.json").read_text())
     assert info["world_size"] == 2  # `--cpu --num_processes 2` silently runs one process: check what we got
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_merged_model_gives_the_adapter_logits(tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from culturealign.train import merge_adapter
+
+    base_path = resolve_model("smollm2")
+    train_lora(base_path, _samples(4), tmp_path / "adapter", sft={**FAST, "max_steps": 1})
+    merge_adapter(base_path, tmp_path / "adapter", tmp_path / "merged")
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.inference_mode():
+        peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_path), tmp_path / "adapter")
+        expected = peft_model(input_ids=ids).logits
+        merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")(input_ids=ids).logits
+    assert torch.allclose(expected, merged, atol=1e-4)
