@@ -188,6 +188,43 @@ def merge_cmd(
     console.print(f"merged model written to {out}")
 
 
+@app.command("report")
+def report_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="One run folder, or several to compare.")],
+    out: Annotated[Path | None, typer.Option(help="HTML file (default: <first run>/report.html).")] = None,
+) -> None:
+    """Write one self-contained HTML page (plots embedded) for a run or a comparison of runs."""
+    from culturealign.report import write_report
+
+    for run in runs:
+        if not run.is_dir():
+            raise UserError(f"run folder not found: {run}")
+    path = write_report(runs, out or runs[0] / "report.html")
+    console.print(f"report written to {path}")
+
+
+@app.command("compare")
+def compare_cmd(
+    runs: Annotated[
+        list[Path], typer.Argument(help="Run folders (or eval folders) to compare; the first is the base.")
+    ],
+    eval_name: Annotated[str | None, typer.Option("--eval", help="Eval to compare, e.g. wvs-after.")] = None,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples over questions.")] = 1000,
+    seed: int = 0,
+    out: Annotated[Path | None, typer.Option(help="Also write the comparison as JSON here.")] = None,
+) -> None:
+    """Every metric per culture for each run, its difference to the first, and a bootstrap 95% interval."""
+    from culturealign.evaluate.compare_runs import compare_runs, format_comparison
+    from culturealign.runs import write_json
+
+    if len(runs) < 2:
+        raise UserError("compare needs at least two run folders")
+    result = compare_runs(runs, eval_name, n_boot, seed)
+    console.print(format_comparison(result))
+    if out:
+        write_json(out, result)
+
+
 @app.command("cultures")
 def cultures_cmd() -> None:
     """List the cultures the registry knows (code, name, adjective, region)."""

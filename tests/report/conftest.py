@@ -65,7 +65,7 @@ def build_run(root: Path, full: bool = True, seed: int = 0) -> Path:
         _save_wvs(root / "eval" / "wvs-aware", wvs_items(rng, 0.3))
         return root
     steps = [
-        ("01-generate-questions", {"output": 6, "requested": 13, "valid": 6, "dropped_by_reason": {"no <question>": 7}}),
+        ("01-generate-questions", {"output": 6, "requested": 13, "dropped_by_reason": {"no <question>": 7}}),
         ("02-dedup", {"output": 5, "total": 6, "kept": 5, "dropped": 1, "dropped_by_reason": {"same text": 1}}),
         ("03-answer", {"output": 15}),
         ("04-select", {"output": 5, "total": 15, "kept": 5, "dropped": 10, "dropped_by_reason": {"equal": 10}}),

@@ -109,8 +109,9 @@ def compare_runs(run_dirs: list[Path], eval_name: str | None = None, n_boot: int
         raise UserError("compare needs at least two runs (or two eval folders)")
     if n_boot < 1:
         raise UserError("n_boot must be >= 1")
-    folders = [find_eval(Path(d), eval_name) for d in run_dirs]
-    labels = _labels(folders)
+    run_dirs = [Path(d) for d in run_dirs]
+    folders = [find_eval(d, eval_name) for d in run_dirs]
+    labels = _labels(run_dirs)
     reported = [_read_metrics(f) for f in folders]
     items = [{(i["culture"], i["question_id"]): i for i in read_jsonl(f / "items.jsonl")} for f in folders]
     common = sorted(set.intersection(*(set(it) for it in items)))

@@ -23,6 +23,7 @@ from culturealign.runs.store import atomic_write_text
 BAR_METRICS = ("one_minus_jsd", "culturespa")
 HEATMAP_METRIC = "one_minus_jsd"
 GROUP_KEYS = ("per_culture", "per_region")
+EVAL_ORDER = ("wvs-before", "wvs-after")  # then the other top-level evals, then nested ones (ablation variants)
 COUNT_KEYS = ("n_items", "n_questions")  # overall counts items, a culture its questions: one column "n"
 
 CSS = """
@@ -71,10 +72,14 @@ def load_run(path: Path, label: str) -> RunData:
     run.steps = [_read_json(p) for p in sorted(path.glob("steps/*/stats.json"))]
     run.losses = {p.parent.name: _read_json(p) for p in sorted(path.glob("train/*/log_history.json"))}
     eval_root = path / "eval"
-    run.evals = {
-        p.parent.relative_to(eval_root).as_posix(): _read_json(p) for p in sorted(eval_root.glob("**/metrics.json"))
-    }
+    names = [p.parent.relative_to(eval_root).as_posix() for p in eval_root.glob("**/metrics.json")]
+    for name in sorted(names, key=_eval_order):
+        run.evals[name] = _read_json(eval_root / name / "metrics.json")
     return run
+
+
+def _eval_order(name: str) -> tuple:
+    return ("/" in name, EVAL_ORDER.index(name) if name in EVAL_ORDER else len(EVAL_ORDER), name)
 
 
 def _fmt(value: Any) -> str:
@@ -82,6 +87,8 @@ def _fmt(value: Any) -> str:
         return "–"
     if isinstance(value, float):
         return f"{value:.3f}"
+    if isinstance(value, list) and value and all(isinstance(row, list) for row in value):
+        return f"{len(value)} × {len(value[0])} matrix"
     if isinstance(value, dict | list):
         value = json.dumps(value, ensure_ascii=False)
         value = value if len(value) <= 120 else value[:119] + "…"

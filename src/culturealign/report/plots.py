@@ -69,8 +69,8 @@ def topic_heatmap(per_culture_topic: dict[str, dict[str, float]], metric: str = 
     grid = np.array([[pairs.get((c, t), math.nan) for c in cultures] for t in topics], dtype=float)
     fig = Figure(figsize=(min(3 + 0.7 * len(cultures), 16), 1 + 0.35 * len(topics)))
     ax = fig.subplots()
-    image = ax.imshow(np.ma.masked_invalid(grid), vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    image.cmap.set_bad("#dddddd")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#dddddd")
+    image = ax.imshow(np.ma.masked_invalid(grid), vmin=0, vmax=1, cmap=cmap, aspect="auto")
     ax.set_xticks(range(len(cultures)), cultures)
     ax.set_yticks(range(len(topics)), [_label(t) for t in topics])
     if grid.size <= 400:
