@@ -57,12 +57,11 @@ def eval_wvs_cmd(
     icl: Annotated[int, typer.Option(help="Self-alignment: show K answered questions of the culture first.")] = 0,
 ) -> None:
     """Measure how well a model's answers match a culture's survey answers (four metrics)."""
-    from culturealign.api import eval_wvs
+    from culturealign.api import EngineSettings, eval_wvs
     from culturealign.evaluate.wvs import format_table
 
-    result = eval_wvs(
-        survey, cultures, model, prompt, adapter, topics, limit, out, engine, base_url, dtype, batch_size, icl=icl
-    )
+    settings = EngineSettings(engine, model, adapter, base_url, dtype, batch_size)
+    result = eval_wvs(survey, cultures, settings, prompt, topics, limit, out, icl)
     console.print(format_table(result.metrics, f"WVS alignment of {model} ({prompt} prompting)"))
 
 
@@ -84,9 +83,11 @@ def eval_blend_cmd(
     """BLEnD everyday-culture short answers: accuracy and vote-weighted accuracy per region."""
     from rich.table import Table
 
-    from culturealign.api import eval_blend
+    from culturealign.api import EngineSettings, eval_blend
 
-    metrics = eval_blend(data, cultures, model, adapter, limit, out, engine, base_url, dtype, batch_size)
+    metrics = eval_blend(
+        data, cultures, EngineSettings(engine, model, adapter, base_url, dtype, batch_size), limit, out
+    )
     table = Table(title=f"BLEnD short-answer accuracy of {model}")
     for col in ("region", "n", "accuracy", "weighted accuracy"):
         table.add_column(col, justify="left" if col == "region" else "right")
@@ -109,9 +110,10 @@ def eval_relations_cmd(
     batch_size: int = 16,
 ) -> None:
     """Does the model see the same cultural map as the people? Culture x culture similarity, rank correlation."""
-    from culturealign.api import eval_relations
+    from culturealign.api import EngineSettings, eval_relations
 
-    rel = eval_relations(survey, cultures, model, adapter, limit, out, engine, base_url, dtype, batch_size)
+    settings = EngineSettings(engine, model, adapter, base_url, dtype, batch_size)
+    rel = eval_relations(survey, cultures, settings, limit, out)
     console.print(
         f"Spearman rank correlation of the model's culture-similarity matrix with the survey's: "
         f"{rel['spearman']:.3f} (p = {rel['p_value']:.3g}, {rel['n_pairs']} culture pairs)"

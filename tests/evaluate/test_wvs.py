@@ -70,3 +70,30 @@ def test_icl_examples_are_other_questions_of_the_culture(wvs_path):
         assert all(m["content"] != asked for m in messages[1:-1])
         for m in messages[2:-1:2]:  # the shown answers are DEU's majority codes
             assert m["content"].isdigit()
+
+
+def test_globalopinionqa_feeds_the_same_metrics():
+    from pathlib import Path
+
+    goqa = Path(__file__).resolve().parents[1] / "fixtures" / "goqa_small.csv"
+    survey = load_survey(goqa)
+    eng = ScriptedEngine(option_fn=lambda m, opts: {opts[0]: 1.0})  # always the first option ("1")
+    result = evaluate_wvs(eng, survey, parse_cultures("DEU,JPN"), "aware", progress=False)
+    deu = result.metrics["per_culture"]["DEU"]
+    assert deu["n_questions"] == 2
+    # DEU majorities: "No" (code 2) of 2 options, "Some"/"Not at all" tie -> first, code 2 of 3 options
+    assert deu["accuracy"] == 0.0
+    assert deu["culturespa"] == pytest.approx(1 - (1**2 + 1**2) ** 0.5 / (1**2 + 2**2) ** 0.5)
+
+
+@pytest.mark.slow
+def test_relations_end_to_end_on_the_real_model(wvs_path, tmp_path):
+    from culturealign.api import eval_relations
+
+    rel = eval_relations(wvs_path, "DEU,NGA,CHN", limit=5, out=tmp_path / "run", progress=False)
+    assert rel["cultures"] == ["CHN", "DEU", "NGA"] and rel["n_pairs"] == 3
+    for matrix in (rel["model_matrix"], rel["survey_matrix"]):
+        assert [row[i] for i, row in enumerate(matrix)] == [1.0, 1.0, 1.0]
+        assert all(0 <= v <= 1 for row in matrix for v in row)
+        assert matrix[0][1] == matrix[1][0]
+    assert (tmp_path / "run" / "eval" / "relations" / "metrics.json").is_file()
