@@ -69,10 +69,16 @@ ProgressFn = Callable[[int], None]
 
 @dataclass
 class Engine(ABC):
-    """Base class of every engine. ``cache`` may be None (no caching); ``batch_size`` bounds each chunk."""
+    """Base class of every engine. ``cache`` may be None (no caching).
+
+    ``batch_size`` is what the model sees at once. Generation hands the subclass one batch per call (slow
+    calls: committed to the cache batch by batch); scoring hands it ``chunk_size`` prompts (default 16 batches)
+    so that it can sort them by shared prefix and length before batching, which cuts padding.
+    """
 
     cache: CallCache | None = None
     batch_size: int = 16
+    chunk_size: int | None = None
     stats: EngineStats = field(default_factory=EngineStats)
 
     @abstractmethod
@@ -95,7 +101,9 @@ class Engine(ABC):
         """``params.n`` completions per chat prompt (each a list of ``{"role", "content"}`` messages)."""
         params = params or GenParams()
         keys = [cache_key(self.identity(), "generate", p, asdict(params)) for p in prompts]
-        return self._cached(keys, list(prompts), lambda chunk: self._generate(chunk, params), progress)
+        return self._cached(
+            keys, list(prompts), lambda chunk: self._generate(chunk, params), progress, self.batch_size
+        )
 
     def score_options(
         self, prompts: Sequence[Messages], options: Sequence[Sequence[str]], progress: ProgressFn | None = None
@@ -123,7 +131,14 @@ class Engine(ABC):
             keys, items, lambda chunk: self._score_completions([c[0] for c in chunk], [c[1] for c in chunk]), progress
         )
 
-    def _cached(self, keys: list[str], items: list, compute: Callable[[list], list], progress: ProgressFn | None):
+    def _cached(
+        self,
+        keys: list[str],
+        items: list,
+        compute: Callable[[list], list],
+        progress: ProgressFn | None,
+        chunk: int | None = None,
+    ):
         found = self.cache.get_many(list(dict.fromkeys(keys))) if self.cache is not None else {}
         results: dict[str, Any] = dict(found)
         self.stats.cache_hits += sum(k in found for k in keys)
@@ -134,8 +149,9 @@ class Engine(ABC):
             if k not in results and k not in todo:
                 todo[k] = item
         todo_keys = list(todo)
-        for i in range(0, len(todo_keys), self.batch_size):
-            chunk_keys = todo_keys[i : i + self.batch_size]
+        chunk = chunk or self.chunk_size or 16 * self.batch_size
+        for i in range(0, len(todo_keys), chunk):
+            chunk_keys = todo_keys[i : i + chunk]
             out = compute([todo[k] for k in chunk_keys])
             self.stats.calls += len(chunk_keys)
             new = dict(zip(chunk_keys, out, strict=True))
