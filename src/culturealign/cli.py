@@ -137,14 +137,19 @@ def run_cmd(
     except (OSError, yaml.YAMLError, AttributeError) as e:
         raise UserError(f"cannot read recipe {config}: {e}") from e
     overrides = list(ctx.args) + ([f"out={out}"] if out else [])
-    if recipe != "culturespa":
-        raise UserError(f"unknown recipe {recipe!r} in {config}: available: culturespa")
-    from culturealign.recipes.culturespa import run_culturespa
-
-    result = run_culturespa(config, overrides, from_)
+    if recipe == "culturespa":
+        from culturealign.recipes.culturespa import run_culturespa as run_recipe
+    elif recipe == "caredio":
+        from culturealign.recipes.caredio import run_caredio as run_recipe
+    else:
+        raise UserError(f"unknown recipe {recipe!r} in {config}: available: culturespa, caredio")
+    result = run_recipe(config, overrides, from_)
     if not result["trained"]:
         console.print(f"[yellow]kept {result['examples']} examples: too few to train on, showing the base model only")
     console.print(format_before_after(result["wvs"]))
+    for code, row in result.get("blend", {}).items():
+        after = f" → {row['after']:.3f} ({row['after'] - row['before']:+.3f})" if "after" in row else ""
+        console.print(f"BLEnD accuracy {code} ({row['region']}): {row['before']:.3f}{after}")
     if "general" in result:
         g = result["general"]
         console.print(
@@ -157,12 +162,39 @@ def run_cmd(
 @app.command("ablate")
 def ablate_cmd(
     run: Annotated[Path, typer.Argument(help="A finished culturespa run folder.")],
-    what: Annotated[str, typer.Option(help="joint-vs-specific | quantity | quality")],
+    what: Annotated[str, typer.Option(help="culturespa: joint-vs-specific | quantity | quality; caredio: selection")],
 ) -> None:
-    """CultureSPA ablations on a finished run: each variant trained and evaluated (WVS, culture-aware)."""
+    """Ablations on a finished run: each variant trained and evaluated (WVS, culture-aware)."""
+    import yaml
     from rich.table import Table
 
     from culturealign.evaluate.wvs import METRIC_NAMES
+
+    try:
+        recipe = (yaml.safe_load((run / "config.yaml").read_text("utf-8")) or {}).get("recipe", "culturespa")
+    except OSError as e:
+        raise UserError(f"{run} is not a run folder (no config.yaml)") from e
+    if recipe == "caredio":
+        from culturealign.recipes.caredio import ablate_selection
+
+        if what != "selection":
+            raise UserError("caredio runs have one ablation: --what selection")
+        results = ablate_selection(run)
+        table = Table(title="CAReDiO: selected vs random set at the same budget")
+        for col in ("set", "culture", "n", "coverage", "mean distinctiveness", *METRIC_NAMES):
+            table.add_column(col)
+        for name, res in results.items():
+            for code, m in res["per_culture"].items():
+                table.add_row(
+                    name,
+                    code,
+                    str(m["n"]),
+                    f"{m['coverage']:.3f}",
+                    f"{m['mean_distinctiveness']:.3f}",
+                    *(f"{res['wvs_after'][k]:.3f}" for k in METRIC_NAMES),
+                )
+        console.print(table)
+        return
     from culturealign.recipes.culturespa import ablate
 
     results = ablate(run, what)

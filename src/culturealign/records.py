@@ -59,7 +59,20 @@ class AnswerPair:
     aware: Answer
 
 
-RECORD_TYPES: dict[str, type] = {cls.__name__: cls for cls in (SurveyQuestion, Answer, ChatSample, AnswerPair)}
+@dataclass
+class CulturalQuery:
+    """An open question whose good answer depends on the asker's culture, with its culture-relatedness score."""
+
+    id: str
+    topic: str
+    text: str
+    relatedness: float | None = None
+    rounds: int = 0  # how many times it was rewritten to raise its score
+
+
+RECORD_TYPES: dict[str, type] = {
+    cls.__name__: cls for cls in (SurveyQuestion, Answer, ChatSample, AnswerPair, CulturalQuery)
+}
 
 
 def to_dict(record: Any) -> dict[str, Any]:

@@ -67,3 +67,15 @@ def load_blend(folder: str | Path, region: str, skipped: Counter | None = None) 
             continue
         out.append(q)
     return out
+
+
+ALIASES = {"GBR": "UK", "USA": "US"}
+
+
+def region_for(folder: str | Path, code: str, name: str) -> str | None:
+    """The BLEnD region of a culture (by alias, name or code), or None when BLEnD has no file for it."""
+    by_key = {r.lower().replace("_", " "): r for r in blend_regions(folder)}
+    for key in (ALIASES.get(code, ""), name, code):
+        if key and key.lower() in by_key:
+            return by_key[key.lower()]
+    return None

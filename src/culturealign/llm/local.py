@@ -213,23 +213,32 @@ class LocalEngine(Engine):
                 result[(row.item, row.path[:k])] = logprobs[j, keep - 1 - n + k]
 
     def _score_completions(self, prompts: Sequence[Messages], completions: Sequence[str]) -> list[float]:
+        """Batched: right-padded prompt+completion sequences, sorted by length; sums the completion's log-probs."""
         import torch
 
         model, tok = self.load()
-        out = []
+        seqs = []
         for p, c in zip(prompts, completions, strict=True):
             prompt = self.render(p)
             full = tok(tok.decode(prompt) + c, add_special_tokens=False).input_ids
-            start = _lcp(prompt, full)
-            if start == len(full):
-                out.append(0.0)
+            seqs.append((full, _lcp(prompt, full)))
+        out = [0.0] * len(seqs)
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
+        for b in range(0, len(order), self.batch_size):
+            batch = [i for i in order[b : b + self.batch_size] if seqs[i][1] < len(seqs[i][0])]
+            if not batch:
                 continue
+            width = max(len(seqs[i][0]) for i in batch)
+            ids = torch.tensor([seqs[i][0] + [tok.pad_token_id] * (width - len(seqs[i][0])) for i in batch])
+            mask = torch.tensor([[1] * len(seqs[i][0]) + [0] * (width - len(seqs[i][0])) for i in batch])
             with torch.inference_mode():
-                logits = model(input_ids=torch.tensor([full], device=model.device)).logits[0].float()
-            lp = torch.log_softmax(logits[start - 1 : -1], dim=-1)
-            target = torch.tensor(full[start:], device=model.device)
-            out.append(float(lp.gather(1, target[:, None]).sum()))
-            self.stats.prompt_tokens += len(full)
+                logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
+            logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+            for j, i in enumerate(batch):
+                full, start = seqs[i]
+                target = torch.tensor(full[start:], device=logprobs.device)
+                out[i] = float(logprobs[j, start - 1 : len(full) - 1].gather(1, target[:, None]).sum())
+            self.stats.prompt_tokens += int(mask.sum())
         return out
 
 

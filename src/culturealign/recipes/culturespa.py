@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import logging
 import random
-import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from culturealign.api import build_engine, write_cost, write_cost_seconds
+from culturealign.api import build_engine, write_cost
 from culturealign.config import load_config
 from culturealign.cultures import Culture, load_similarity, parse_cultures
 from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
-from culturealign.evaluate.compare import before_after
-from culturealign.evaluate.general import general_check
-from culturealign.evaluate.wvs import WVSResult, evaluate_wvs, save_result, summarize
+from culturealign.evaluate.adapters import evaluate_adapters
+from culturealign.evaluate.wvs import save_result
 from culturealign.llm.local import LocalEngine
-from culturealign.llm.models import resolve_model
+from culturealign.recipes.common import data_redo, recipe_run, tune_and_compare
 from culturealign.records import ChatSample
 from culturealign.runs import RunFolder, write_json
 from culturealign.runs.runner import run_steps
@@ -33,7 +30,8 @@ from culturealign.steps.dedup import Deduplicate
 from culturealign.steps.questions import GenerateQuestions
 from culturealign.steps.select import SelectCultureRelated
 from culturealign.steps.views import SurveyAnswerSamples
-from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS, train_lora, write_training_data
+from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS
+from culturealign.train.variants import train_variant
 
 log = logging.getLogger(__name__)
 
@@ -93,121 +91,18 @@ def data_steps(cfg: dict, survey: Survey, cultures: Sequence[Culture], run: RunF
     ]
 
 
-def train_variant(run_dir: Path, name: str, samples: list[ChatSample], cfg: dict, mode: str) -> dict[str, Path]:
-    """Train one adapter (joint) or one per culture (specific) under ``train/``; finished adapters are kept."""
-    groups = {name: samples} if mode == "joint" else {}
-    if mode == "specific":
-        for s in samples:
-            groups.setdefault(f"{name}-{s.meta['culture']}", []).append(s)
-    elif mode != "joint":
-        raise UserError(f"train.mode must be 'joint' or 'specific', got {mode!r}")
-    base = resolve_model(cfg["student"]["model"])
-    adapters = {}
-    for adapter_name, group in groups.items():
-        folder = run_dir / "train" / adapter_name
-        write_training_data(group, run_dir / "train" / "data", adapter_name)
-        if not (folder / "adapter_config.json").is_file():
-            log.info("training %s on %d examples", adapter_name, len(group))
-            train_lora(base, group, folder, cfg["train"]["lora"], cfg["train"]["sft"])
-        adapters[adapter_name] = folder
-    return adapters
-
-
-def evaluate_adapters(
-    run: RunFolder,
-    cfg: dict,
-    survey: Survey,
-    cultures: Sequence[Culture],
-    adapters: dict[str, Path] | None,
-    mode: str = "joint",
-    engines: list[LocalEngine] | None = None,
-) -> WVSResult:
-    """WVS (culture-aware) of the student with no adapter, one joint adapter, or each culture's own adapter.
-
-    The engines used are appended to ``engines`` so that their calls can be counted in ``cost.json``.
-    """
-    st, ev = cfg["student"], cfg["eval"]
-
-    def score(adapter: Path | None, group: Sequence[Culture]) -> WVSResult:
-        engine = LocalEngine(
-            cache=run.cache,
-            batch_size=st["batch_size"],
-            model=st["model"],
-            adapter=str(adapter) if adapter else None,
-            dtype=st["dtype"],
-        )
-        if engines is not None:
-            engines.append(engine)
-        return evaluate_wvs(engine, survey, group, "aware", ev["topics"], ev["limit"])
-
-    if not adapters or mode == "joint":
-        return score(next(iter(adapters.values())) if adapters else None, cultures)
-    items = []
-    for c in cultures:
-        adapter = next((p for n, p in adapters.items() if n.endswith(f"-{c.code}")), None)
-        if adapter is None:
-            log.warning("no adapter for %s (no kept pairs): evaluating the base model for it", c.code)
-        items += score(adapter, [c]).items
-    return WVSResult("aware", items, summarize(items))
-
-
 def run_culturespa(
     config: str | Path | None = None, overrides: Sequence[str] = (), redo_from: str | None = None
 ) -> dict[str, Any]:
     """Run the whole recipe; returns the before/after comparison (also in ``eval/comparison.json``)."""
     cfg = load_config(config, DEFAULTS, list(overrides))
-    if redo_from is not None and redo_from not in STAGES:
-        raise UserError(f"unknown stage {redo_from!r} for --from: stages are {', '.join(STAGES)}")
     survey = load_survey(cfg["survey"])
     cultures = parse_cultures(cfg["cultures"])
-    start = time.time()
-    with RunFolder(cfg["out"]) as run:
-        run.write_config(cfg)
-        if redo_from in ("train", "eval"):
-            shutil.rmtree(run.path / "eval", ignore_errors=True)
-            if redo_from == "train":
-                shutil.rmtree(run.path / "train", ignore_errors=True)
+    with recipe_run(cfg, "culturespa", STAGES, redo_from) as run:
         steps = data_steps(cfg, survey, cultures, run)
-        samples = run_steps(steps, run.path, redo_from=redo_from if redo_from in STAGES[:5] else None)
-        enough = len(samples) >= cfg["train"]["min_examples"]
-        if not enough:
-            log.warning(
-                "kept only %d training examples (< train.min_examples=%d): too few to train on; "
-                "generate more questions or try select.criterion=divergence",
-                len(samples),
-                cfg["train"]["min_examples"],
-            )
-        adapters = train_variant(run.path, cfg["train"]["mode"], samples, cfg, cfg["train"]["mode"]) if enough else {}
-        engines: list[LocalEngine] = []
-        before = evaluate_adapters(run, cfg, survey, cultures, None, engines=engines)
-        save_result(before, run.eval_dir("wvs-before"))
-        comparison: dict[str, Any] = {
-            "trained": bool(adapters),
-            "examples": len(samples),
-            "adapters": {k: str(v) for k, v in adapters.items()},
-        }
-        if adapters:
-            after = evaluate_adapters(run, cfg, survey, cultures, adapters, cfg["train"]["mode"], engines)
-            save_result(after, run.eval_dir("wvs-after"))
-            comparison["wvs"] = before_after(before.metrics, after.metrics)
-            if cfg["eval"]["general"]:
-                st = cfg["student"]
-                base = LocalEngine(model=st["model"], dtype=st["dtype"], batch_size=st["batch_size"])
-                tuned = LocalEngine(
-                    model=st["model"],
-                    dtype=st["dtype"],
-                    batch_size=st["batch_size"],
-                    adapter=str(next(iter(adapters.values()))),
-                )
-                comparison["general"] = general_check(base, tuned, cfg["eval"]["general_limit"])
-                write_json(run.eval_dir("general") / "metrics.json", comparison["general"])
-        else:
-            comparison["wvs"] = before_after(before.metrics, None)
-        write_json(run.path / "eval" / "comparison.json", comparison)
-        for engine in [steps[0].engine, *engines]:
-            write_cost(run.path, engine, 0.0)
-        write_cost_seconds(run.path, time.time() - start)
-    return comparison
+        samples = run_steps(steps, run.path, redo_from=data_redo(redo_from))
+        hint = "Generate more questions or try select.criterion=divergence."
+        return tune_and_compare(run, cfg, survey, cultures, samples, [steps[0].engine], hint=hint)
 
 
 def subsample(samples: list[ChatSample], fraction: float, seed: int = 0) -> list[ChatSample]:

@@ -1,0 +1,99 @@
+"""WVS evaluation of a student model with no adapter, a culture-joint adapter, or one adapter per culture."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from culturealign.cultures import Culture
+from culturealign.data.survey import Survey
+from culturealign.evaluate.wvs import WVSResult, evaluate_wvs, summarize
+from culturealign.llm.local import LocalEngine
+from culturealign.runs import RunFolder
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_adapters(
+    run: RunFolder,
+    cfg: dict,
+    survey: Survey,
+    cultures: Sequence[Culture],
+    adapters: dict[str, Path] | None,
+    mode: str = "joint",
+    engines: list[LocalEngine] | None = None,
+) -> WVSResult:
+    """WVS (culture-aware) of the student with no adapter, one joint adapter, or each culture's own adapter.
+
+    The engines used are appended to ``engines`` so that their calls can be counted in ``cost.json``.
+    """
+    st, ev = cfg["student"], cfg["eval"]
+
+    def score(adapter: Path | None, group: Sequence[Culture]) -> WVSResult:
+        engine = LocalEngine(
+            cache=run.cache,
+            batch_size=st["batch_size"],
+            model=st["model"],
+            adapter=str(adapter) if adapter else None,
+            dtype=st["dtype"],
+        )
+        if engines is not None:
+            engines.append(engine)
+        return evaluate_wvs(engine, survey, group, "aware", ev["topics"], ev["limit"])
+
+    if not adapters or mode == "joint":
+        return score(next(iter(adapters.values())) if adapters else None, cultures)
+    items = []
+    for c in cultures:
+        adapter = next((p for n, p in adapters.items() if n.endswith(f"-{c.code}")), None)
+        if adapter is None:
+            log.warning("no adapter for %s (no kept pairs): evaluating the base model for it", c.code)
+        items += score(adapter, [c]).items
+    return WVSResult("aware", items, summarize(items))
+
+
+def blend_adapters(
+    run: RunFolder,
+    cfg: dict,
+    regions: dict[str, str],
+    adapters: dict[str, Path],
+    mode: str,
+    engines: list[LocalEngine] | None = None,
+) -> dict[str, dict[str, float]]:
+    """BLEnD accuracy per culture's region, before and (when adapters exist) after tuning.
+
+    ``regions`` maps culture code -> BLEnD region; results also go to ``eval/blend-before|after/``.
+    """
+    from culturealign.evaluate.blend import evaluate_blend, save_blend
+
+    st, ev = cfg["student"], cfg["eval"]
+    out: dict[str, dict[str, float]] = {}
+    for stage in ("before", "after") if adapters else ("before",):
+        items_all, per_region = [], {}
+        for code, region in regions.items():
+            adapter = None
+            if stage == "after":
+                adapter = (
+                    next(iter(adapters.values()))
+                    if mode == "joint"
+                    else next((p for n, p in adapters.items() if n.endswith(f"-{code}")), None)
+                )
+            engine = LocalEngine(
+                cache=run.cache,
+                batch_size=st["batch_size"],
+                model=st["model"],
+                adapter=str(adapter) if adapter else None,
+                dtype=st["dtype"],
+            )
+            if engines is not None:
+                engines.append(engine)
+            items, metrics = evaluate_blend(engine, cfg["blend"], [region], ev["blend_limit"])
+            items_all += items
+            per_region[region] = metrics["per_region"][region]
+        acc = [m["accuracy"] for m in per_region.values()]
+        summary = {"overall": {"accuracy": sum(acc) / len(acc)}, "per_region": per_region}
+        save_blend(items_all, summary, run.eval_dir(f"blend-{stage}"))
+        for code, region in regions.items():
+            out.setdefault(code, {"region": region})[stage] = per_region[region]["accuracy"]
+    return out

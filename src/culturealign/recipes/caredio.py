@@ -1,0 +1,169 @@
+"""CAReDiO (Yao et al., arXiv 2504.08820) as a composition of steps, in this project's reading of the paper.
+
+generate queries (34 everyday-culture topics) -> optimize their culture-relatedness in context -> K persona
+responses per (query, culture), keep the most distinctive the judge accepts -> select N per culture by
+facility-location coverage + distinctiveness -> LoRA -> WVS and BLEnD before/after. The objectives are plain
+functions in ``culturealign.steps.objectives`` (swap them there); see the README for their definitions.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from culturealign.api import build_engine
+from culturealign.config import load_config
+from culturealign.cultures import Culture, get_culture, load_similarity, parse_cultures, related_cultures
+from culturealign.data.blend import region_for
+from culturealign.data.survey import Survey, load_survey
+from culturealign.errors import UserError
+from culturealign.recipes.common import data_redo, recipe_run, tune_and_compare
+from culturealign.records import ChatSample
+from culturealign.runs import RunFolder
+from culturealign.runs.runner import run_steps
+from culturealign.steps.caredio import GenerateQueries, OptimizeQueries, RespondDistinctive
+from culturealign.steps.selection import SelectRepresentativeDistinctive
+from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS
+
+ENGINE = {"engine": "local", "model": "smollm2", "base_url": None, "dtype": "float32", "batch_size": 16}
+DEFAULTS: dict[str, Any] = {
+    "out": "runs/caredio",
+    "survey": "../shared/data/wvs7",
+    "blend": "../shared/data/blend",
+    "cultures": ["GBR", "CHN"],
+    "generator": dict(ENGINE),
+    "judge": dict(ENGINE),
+    "student": {"model": "smollm2", "dtype": "float32", "batch_size": 16},
+    "queries": {"topics": None, "per_topic": 1, "temperature": 0.9, "max_retries": 3, "seed": 0},
+    "optimize": {"rounds": 2, "min_gain": 0.01, "rewrite_fraction": 0.5, "samples": 3},
+    "responses": {"candidates": 3, "temperature": 0.8, "max_tokens": 96, "related_k": 2, "judge_threshold": 0.5},
+    "select": {"n": 100, "lam": 0.5, "method": "lazy"},
+    "train": {"mode": "joint", "min_examples": 4, "lora": dict(LORA_DEFAULTS), "sft": dict(SFT_DEFAULTS)},
+    "eval": {"topics": None, "limit": None, "blend_limit": 50, "general": False, "general_limit": None},
+}
+STAGES = ("generate-queries", "optimize-queries", "respond", "select-representative", "train", "eval")
+
+
+def related_map(cultures: Sequence[Culture], survey: Survey, k: int) -> dict[str, list[Culture]]:
+    """R(c): the k most similar cultures by survey similarity; the other target cultures where c has none."""
+    similarity = load_similarity(survey.similarity_path) if survey.similarity_path else {}
+    out = {}
+    for c in cultures:
+        similar, _ = related_cultures(c.code, similarity, k) if c.code in similarity else ([], [])
+        out[c.code] = [get_culture(x) for x in similar] or [o for o in cultures if o.code != c.code][:k]
+    return out
+
+
+def data_steps(cfg: dict, survey: Survey, cultures: Sequence[Culture], run: RunFolder) -> list:
+    g, j = cfg["generator"], cfg["judge"]
+    engine = build_engine(g["engine"], g["model"], None, g["base_url"], g["dtype"], g["batch_size"], run.cache)
+    judge = (
+        engine
+        if j == g
+        else build_engine(j["engine"], j["model"], None, j["base_url"], j["dtype"], j["batch_size"], run.cache)
+    )
+    q, o, r, s = cfg["queries"], cfg["optimize"], cfg["responses"], cfg["select"]
+    return [
+        GenerateQueries(
+            engine, q["topics"], q["per_topic"], q["temperature"], max_retries=q["max_retries"], seed=q["seed"]
+        ),
+        OptimizeQueries(engine, cultures, o["rounds"], o["min_gain"], o["rewrite_fraction"], o["samples"], q["seed"]),
+        RespondDistinctive(
+            engine,
+            judge,
+            cultures,
+            related_map(cultures, survey, r["related_k"]),
+            r["candidates"],
+            r["temperature"],
+            r["max_tokens"],
+            r["judge_threshold"],
+            q["seed"],
+        ),
+        SelectRepresentativeDistinctive(
+            sample_text,
+            lambda x: x.meta["culture"],
+            lambda x: x.meta["distinctiveness"],
+            s["n"],
+            s["lam"],
+            s["method"],
+            q["seed"],
+        ),
+    ]
+
+
+def sample_text(sample: ChatSample) -> str:
+    """What a conversation is embedded as for coverage: the query and the response."""
+    return f"{sample.messages[-2]['content']}\n{sample.messages[-1]['content']}"
+
+
+def run_caredio(config: str | Path | None = None, overrides: Sequence[str] = (), redo_from: str | None = None):
+    """Run the whole recipe; returns the before/after comparison (also in ``eval/comparison.json``)."""
+    cfg = load_config(config, DEFAULTS, list(overrides))
+    survey = load_survey(cfg["survey"])
+    cultures = parse_cultures(cfg["cultures"])
+    blend = {}
+    if cfg["blend"] and Path(cfg["blend"]).is_dir():
+        blend = {c.code: r for c in cultures if (r := region_for(cfg["blend"], c.code, c.name))}
+    with recipe_run(cfg, "caredio", STAGES, redo_from) as run:
+        steps = data_steps(cfg, survey, cultures, run)
+        samples = run_steps(steps, run.path, redo_from=data_redo(redo_from))
+        return tune_and_compare(
+            run,
+            cfg,
+            survey,
+            cultures,
+            samples,
+            [steps[0].engine],
+            blend,
+            hint="Generate more queries (queries.per_topic) or lower responses.judge_threshold.",
+        )
+
+
+def ablate_selection(run_dir: str | Path) -> dict[str, Any]:
+    """At the same budget N: the selected set vs a random set of the same candidates (coverage, distinctiveness,
+    WVS after training). Results in ``eval/ablation-selection/metrics.json``."""
+    from culturealign.evaluate.adapters import evaluate_adapters
+    from culturealign.evaluate.wvs import save_result
+    from culturealign.records import from_dict
+    from culturealign.runs import write_json
+    from culturealign.runs.store import read_jsonl
+    from culturealign.steps.dedup import embed
+    from culturealign.steps.objectives import coverage
+    from culturealign.train.variants import train_variant
+
+    run_dir = Path(run_dir)
+    done = run_dir / "steps" / "04-select-representative" / "stats.json"
+    if not done.is_file():
+        raise UserError(f"{run_dir} is not a finished caredio run: run `culturealign run recipes/caredio.yaml` first")
+    cfg = load_config(run_dir / "config.yaml", DEFAULTS)
+    survey, cultures = load_survey(cfg["survey"]), parse_cultures(cfg["cultures"])
+    candidates = [from_dict(r) for r in read_jsonl(run_dir / "steps" / "03-respond" / "data.jsonl")]
+    selected = [from_dict(r) for r in read_jsonl(run_dir / "steps" / "04-select-representative" / "data.jsonl")]
+    rng = random.Random(0)
+    random_set: list[ChatSample] = []
+    for c in cultures:
+        pool = [s for s in candidates if s.meta["culture"] == c.code]
+        k = sum(s.meta["culture"] == c.code for s in selected)
+        random_set += rng.sample(pool, k)
+    results: dict[str, Any] = {}
+    with RunFolder(run_dir) as run:
+        engines: list = []
+        for name, chosen in (("selected", selected), ("random", random_set)):
+            per_culture = {}
+            for c in cultures:
+                pool = [s for s in candidates if s.meta["culture"] == c.code]
+                emb = embed([sample_text(s) for s in pool])
+                picked = [i for i, s in enumerate(pool) if s in chosen]
+                per_culture[c.code] = {
+                    "coverage": coverage(emb, picked),
+                    "mean_distinctiveness": sum(pool[i].meta["distinctiveness"] for i in picked) / max(len(picked), 1),
+                    "n": len(picked),
+                }
+            adapters = train_variant(run.path, f"ablation-{name}", chosen, cfg, cfg["train"]["mode"])
+            after = evaluate_adapters(run, cfg, survey, cultures, adapters, cfg["train"]["mode"], engines)
+            save_result(after, run.eval_dir("ablation-selection") / name)
+            results[name] = {"per_culture": per_culture, "wvs_after": after.metrics["overall"]}
+        write_json(run.eval_dir("ablation-selection") / "metrics.json", results)
+    return results

@@ -1,0 +1,109 @@
+"""What every recipe does after its data steps: train the student, evaluate it before and after, count the cost.
+
+Recipes stay compositions: their own file lists steps and defaults; this module holds the shared tail
+(``--from`` handling, training when enough examples were kept, WVS before/after, BLEnD before/after where the
+culture is in BLEnD, the general-ability check, ``comparison.json`` and ``cost.json``).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from culturealign.api import write_cost, write_cost_seconds
+from culturealign.cultures import Culture
+from culturealign.data.survey import Survey
+from culturealign.errors import UserError
+from culturealign.evaluate.adapters import evaluate_adapters
+from culturealign.evaluate.compare import before_after
+from culturealign.evaluate.general import general_check
+from culturealign.evaluate.wvs import save_result
+from culturealign.llm.base import Engine
+from culturealign.llm.local import LocalEngine
+from culturealign.records import ChatSample
+from culturealign.runs import RunFolder, write_json
+from culturealign.train.variants import train_variant
+
+log = logging.getLogger(__name__)
+TAIL_STAGES = ("train", "eval")
+
+
+@contextmanager
+def recipe_run(cfg: dict, recipe: str, stages: Sequence[str], redo_from: str | None) -> Iterator[RunFolder]:
+    """Open the run folder, record the config and clear what ``--from train|eval`` redoes; time the run."""
+    if redo_from is not None and redo_from not in stages:
+        raise UserError(f"unknown stage {redo_from!r} for --from: stages are {', '.join(stages)}")
+    start = time.time()
+    with RunFolder(cfg["out"]) as run:
+        run.write_config({"recipe": recipe, **cfg})
+        if redo_from in TAIL_STAGES:
+            shutil.rmtree(run.path / "eval", ignore_errors=True)
+            if redo_from == "train":
+                shutil.rmtree(run.path / "train", ignore_errors=True)
+        yield run
+        write_cost_seconds(run.path, time.time() - start)
+
+
+def data_redo(redo_from: str | None) -> str | None:
+    """The ``--from`` value that concerns the data steps (None for train/eval)."""
+    return None if redo_from in TAIL_STAGES else redo_from
+
+
+def tune_and_compare(
+    run: RunFolder,
+    cfg: dict,
+    survey: Survey,
+    cultures: Sequence[Culture],
+    samples: list[ChatSample],
+    engines: list[Engine],
+    blend: dict[str, str] | None = None,
+    hint: str = "",
+) -> dict[str, Any]:
+    """Train (when enough examples), evaluate before/after, write ``eval/comparison.json``; returns it.
+
+    ``blend`` maps culture code -> BLEnD region for a BLEnD before/after beside WVS.
+    """
+    mode = cfg["train"]["mode"]
+    enough = len(samples) >= cfg["train"]["min_examples"]
+    if not enough:
+        log.warning(
+            "kept only %d training examples (< train.min_examples=%d): too few to train on. %s",
+            len(samples),
+            cfg["train"]["min_examples"],
+            hint,
+        )
+    adapters = train_variant(run.path, mode, samples, cfg, mode) if enough else {}
+    comparison: dict[str, Any] = {
+        "trained": bool(adapters),
+        "examples": len(samples),
+        "adapters": {k: str(v) for k, v in adapters.items()},
+    }
+    before = evaluate_adapters(run, cfg, survey, cultures, None, engines=engines)
+    save_result(before, run.eval_dir("wvs-before"))
+    after = evaluate_adapters(run, cfg, survey, cultures, adapters, mode, engines) if adapters else None
+    if after is not None:
+        save_result(after, run.eval_dir("wvs-after"))
+    comparison["wvs"] = before_after(before.metrics, after.metrics if after else None)
+    if blend:
+        from culturealign.evaluate.adapters import blend_adapters
+
+        comparison["blend"] = blend_adapters(run, cfg, blend, adapters, mode, engines)
+    if adapters and cfg["eval"].get("general"):
+        st = cfg["student"]
+        base = LocalEngine(model=st["model"], dtype=st["dtype"], batch_size=st["batch_size"])
+        tuned = LocalEngine(
+            model=st["model"],
+            dtype=st["dtype"],
+            batch_size=st["batch_size"],
+            adapter=str(next(iter(adapters.values()))),
+        )
+        comparison["general"] = general_check(base, tuned, cfg["eval"]["general_limit"])
+        write_json(run.eval_dir("general") / "metrics.json", comparison["general"])
+    write_json(run.path / "eval" / "comparison.json", comparison)
+    for engine in engines:
+        write_cost(run.path, engine, 0.0)
+    return comparison

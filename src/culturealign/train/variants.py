@@ -1,0 +1,33 @@
+"""Train the adapters of one variant of a recipe: one culture-joint adapter, or one per culture."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from culturealign.errors import UserError
+from culturealign.llm.models import resolve_model
+from culturealign.records import ChatSample
+from culturealign.train.lora import train_lora, write_training_data
+
+log = logging.getLogger(__name__)
+
+
+def train_variant(run_dir: Path, name: str, samples: list[ChatSample], cfg: dict, mode: str) -> dict[str, Path]:
+    """Train one adapter (joint) or one per culture (specific) under ``train/``; finished adapters are kept."""
+    groups = {name: samples} if mode == "joint" else {}
+    if mode == "specific":
+        for s in samples:
+            groups.setdefault(f"{name}-{s.meta['culture']}", []).append(s)
+    elif mode != "joint":
+        raise UserError(f"train.mode must be 'joint' or 'specific', got {mode!r}")
+    base = resolve_model(cfg["student"]["model"])
+    adapters = {}
+    for adapter_name, group in groups.items():
+        folder = run_dir / "train" / adapter_name
+        write_training_data(group, run_dir / "train" / "data", adapter_name)
+        if not (folder / "adapter_config.json").is_file():
+            log.info("training %s on %d examples", adapter_name, len(group))
+            train_lora(base, group, folder, cfg["train"]["lora"], cfg["train"]["sft"])
+        adapters[adapter_name] = folder
+    return adapters
