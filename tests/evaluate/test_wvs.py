@@ -97,3 +97,11 @@ def test_relations_end_to_end_on_the_real_model(wvs_path, tmp_path):
         assert all(0 <= v <= 1 for row in matrix for v in row)
         assert matrix[0][1] == matrix[1][0]
     assert (tmp_path / "run" / "eval" / "relations" / "metrics.json").is_file()
+
+
+def test_uniform_reference_is_reported(wvs_path):
+    survey = load_survey(wvs_path)
+    eng = ScriptedEngine()  # uniform option scores
+    result = evaluate_wvs(eng, survey, parse_cultures("DEU"), "aware", limit=8, progress=False)
+    deu = result.metrics["per_culture"]["DEU"]
+    assert deu["one_minus_jsd_uniform"] == pytest.approx(deu["one_minus_jsd"])

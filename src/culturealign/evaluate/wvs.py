@@ -103,6 +103,8 @@ def aggregate(items: Sequence[WVSItem]) -> dict[str, float]:
         "accuracy": M.mean([float(i.choice == i.majority) for i in qs]),
         "wasserstein": M.mean([i.wasserstein for i in qs if i.wasserstein is not None]),
         "mass_on_options": M.mean([i.mass for i in qs]),
+        # reference: what answering every question with a uniform distribution would score
+        "one_minus_jsd_uniform": M.mean([M.one_minus_jsd([1.0] * len(i.human), list(i.human.values())) for i in qs]),
         "n_questions": len(qs),
     }
 
@@ -121,7 +123,8 @@ def summarize(items: Sequence[WVSItem]) -> dict[str, Any]:
         t: {m: M.mean([per_pair[f"{c}|{t}"][m] for c in per_culture if f"{c}|{t}" in per_pair]) for m in METRIC_NAMES}
         for t in topics
     }
-    overall = {m: M.mean([v[m] for v in per_culture.values()]) for m in (*METRIC_NAMES, "mass_on_options")}
+    extra = ("mass_on_options", "one_minus_jsd_uniform")
+    overall = {m: M.mean([v[m] for v in per_culture.values()]) for m in (*METRIC_NAMES, *extra)}
     overall["n_items"] = len(items)
     return {"overall": overall, "per_culture": per_culture, "per_topic": per_topic, "per_culture_topic": per_pair}
 
@@ -199,6 +202,9 @@ def format_table(metrics: dict[str, Any], title: str = "") -> Any:
     rows = list(metrics["per_culture"].items()) + [("overall", {**metrics["overall"], "n_questions": ""})]
     for name, m in rows:
         table.add_row(name, str(m["n_questions"]), *(_fmt(m[k]) for k in (*METRIC_NAMES, "mass_on_options")))
+    table.caption = (
+        f"a uniform answer to every question would score 1-JSD {_fmt(metrics['overall'].get('one_minus_jsd_uniform'))}"
+    )
     return table
 
 
