@@ -40,7 +40,9 @@ def evaluate_adapters(
         )
         if engines is not None:
             engines.append(engine)
-        return evaluate_wvs(engine, survey, group, "aware", ev["topics"], ev["limit"])
+        result = evaluate_wvs(engine, survey, group, "aware", ev["topics"], ev["limit"])
+        engine.unload()  # one model copy per adapter would otherwise stay in memory until the run ends
+        return result
 
     if not adapters or mode == "joint":
         return score(next(iter(adapters.values())) if adapters else None, cultures)
@@ -89,6 +91,7 @@ def blend_adapters(
             if engines is not None:
                 engines.append(engine)
             items, metrics = evaluate_blend(engine, cfg["blend"], [region], ev["blend_limit"])
+            engine.unload()
             items_all += items
             per_region[region] = metrics["per_region"][region]
         acc = [m["accuracy"] for m in per_region.values()]

@@ -94,6 +94,10 @@ class LocalEngine(Engine):
         self._model, self._tok = model, tok
         return model, tok
 
+    def unload(self) -> None:
+        """Free the model's memory (stats and settings stay); the next call loads it again."""
+        self._model = self._tok = None
+
     def render(self, messages: Messages) -> list[int]:
         """Token ids of a chat prompt ending where the assistant's reply starts."""
         _, tok = self.load()
