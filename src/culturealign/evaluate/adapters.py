@@ -15,6 +15,29 @@ from culturealign.runs import RunFolder
 log = logging.getLogger(__name__)
 
 
+def adapter_for(adapters: dict[str, Path], culture: str, mode: str) -> Path | None:
+    """The adapter that serves ``culture``: the joint one, or the culture's own (named ``<variant>-<CODE>``)."""
+    if not adapters:
+        return None
+    if mode == "joint":
+        return next(iter(adapters.values()))
+    return next((p for n, p in adapters.items() if n.endswith(f"-{culture}")), None)
+
+
+def student_engine(run: RunFolder, student: dict, adapter: Path | None, engines: list | None) -> LocalEngine:
+    """The student model (with an adapter or none) on the run's cache; remembered in ``engines`` for cost.json."""
+    engine = LocalEngine(
+        cache=run.cache,
+        batch_size=student["batch_size"],
+        model=student["model"],
+        adapter=str(adapter) if adapter else None,
+        dtype=student["dtype"],
+    )
+    if engines is not None:
+        engines.append(engine)
+    return engine
+
+
 def evaluate_adapters(
     run: RunFolder,
     cfg: dict,
@@ -31,24 +54,16 @@ def evaluate_adapters(
     st, ev = cfg["student"], cfg["eval"]
 
     def score(adapter: Path | None, group: Sequence[Culture]) -> WVSResult:
-        engine = LocalEngine(
-            cache=run.cache,
-            batch_size=st["batch_size"],
-            model=st["model"],
-            adapter=str(adapter) if adapter else None,
-            dtype=st["dtype"],
-        )
-        if engines is not None:
-            engines.append(engine)
+        engine = student_engine(run, st, adapter, engines)
         result = evaluate_wvs(engine, survey, group, "aware", ev["topics"], ev["limit"])
         engine.unload()  # one model copy per adapter would otherwise stay in memory until the run ends
         return result
 
     if not adapters or mode == "joint":
-        return score(next(iter(adapters.values())) if adapters else None, cultures)
+        return score(adapter_for(adapters, "", "joint"), cultures)
     items = []
     for c in cultures:
-        adapter = next((p for n, p in adapters.items() if n.endswith(f"-{c.code}")), None)
+        adapter = adapter_for(adapters, c.code, mode)
         if adapter is None:
             log.warning("no adapter for %s (no kept pairs): evaluating the base model for it", c.code)
         items += score(adapter, [c]).items
@@ -74,22 +89,8 @@ def blend_adapters(
     for stage in ("before", "after") if adapters else ("before",):
         items_all, per_region = [], {}
         for code, region in regions.items():
-            adapter = None
-            if stage == "after":
-                adapter = (
-                    next(iter(adapters.values()))
-                    if mode == "joint"
-                    else next((p for n, p in adapters.items() if n.endswith(f"-{code}")), None)
-                )
-            engine = LocalEngine(
-                cache=run.cache,
-                batch_size=st["batch_size"],
-                model=st["model"],
-                adapter=str(adapter) if adapter else None,
-                dtype=st["dtype"],
-            )
-            if engines is not None:
-                engines.append(engine)
+            adapter = adapter_for(adapters, code, mode) if stage == "after" else None
+            engine = student_engine(run, st, adapter, engines)
             items, metrics = evaluate_blend(engine, cfg["blend"], [region], ev["blend_limit"])
             engine.unload()
             items_all += items
