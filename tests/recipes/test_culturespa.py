@@ -100,3 +100,21 @@ def test_unknown_config_key_and_stage(tmp_path, wvs_path):
     assert proc.returncode == 2 and "unknown config key 'questions.per_topik'" in proc.stderr
     proc = _run(tmp_path / "r", wvs_path, "--from", "nonsense")
     assert proc.returncode == 2 and "unknown stage" in proc.stderr
+
+
+def test_redo_from_a_data_stage_retrains(tmp_path):
+    """`--from select` must not reuse an adapter trained on the old selection; `--from eval` keeps it."""
+    from culturealign.recipes import common
+
+    run = tmp_path / "run"
+    (run / "train" / "joint").mkdir(parents=True)
+    (run / "train" / "joint" / "adapter_config.json").write_text("{}")
+    (run / "eval" / "wvs-after").mkdir(parents=True)
+    cfg = {"out": str(run)}
+    with common.recipe_run(cfg, "culturespa", ("select", "train", "eval"), "select"):
+        pass
+    assert not (run / "train").exists() and not (run / "eval").exists()
+    (run / "train" / "joint").mkdir(parents=True)
+    with common.recipe_run(cfg, "culturespa", ("select", "train", "eval"), "eval"):
+        pass
+    assert (run / "train" / "joint").exists()

@@ -40,9 +40,9 @@ def recipe_run(cfg: dict, recipe: str, stages: Sequence[str], redo_from: str | N
     start = time.time()
     with RunFolder(cfg["out"]) as run:
         run.write_config({"recipe": recipe, **cfg})
-        if redo_from in TAIL_STAGES:
+        if redo_from is not None:  # every stage after the one redone depends on it: evaluation always
             shutil.rmtree(run.path / "eval", ignore_errors=True)
-            if redo_from == "train":
+            if redo_from != "eval":  # and training, unless only the evaluation is redone
                 shutil.rmtree(run.path / "train", ignore_errors=True)
         yield run
         write_cost_seconds(run.path, time.time() - start)
