@@ -38,3 +38,23 @@ def test_partial_progress_is_kept_when_a_chunk_fails(tmp_path):
     except RuntimeError:
         pass
     assert len(cache) == 2  # the chunks that finished are committed
+
+
+def test_an_engine_without_completion_scoring_says_what_to_do():
+    import pytest
+
+    from culturealign.errors import UserError
+    from culturealign.llm.base import Engine
+
+    class NoScores(Engine):
+        def identity(self):
+            return {"engine": "none"}
+
+        def _generate(self, prompts, params):
+            return [[""] for _ in prompts]
+
+        def _score_options(self, prompts, options):
+            return []
+
+    with pytest.raises(UserError, match="cannot score completions"):
+        NoScores().score_completions([[{"role": "user", "content": "x"}]], ["y"])

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from culturealign.errors import UserError
 from culturealign.llm.cache import CallCache, cache_key
 from culturealign.records import Messages
 
@@ -92,7 +93,10 @@ class Engine(ABC):
     def _score_options(self, prompts: Sequence[Messages], options: Sequence[Sequence[str]]) -> list[OptionScores]: ...
 
     def _score_completions(self, prompts: Sequence[Messages], completions: Sequence[str]) -> list[float]:
-        raise NotImplementedError(f"engine {type(self).__name__} cannot score completions")
+        raise UserError(
+            f"engine {type(self).__name__} cannot score completions (log-probabilities of a given reply): "
+            "use the local engine for this part (e.g. generator.engine=local)"
+        )
 
     # -- public, cached API -------------------------------------------------------------------------
     def generate(
