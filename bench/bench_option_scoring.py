@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import random
 import re
 import time
 from pathlib import Path
 
 import torch
+from _common import cpu_model  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from culturealign.cultures import Culture, get_culture
 from culturealign.data.survey import Survey, load_survey
@@ -34,16 +34,6 @@ from culturealign.prompting import persona_system, survey_messages
 
 REPO = Path(__file__).resolve().parents[1]
 LEADING_CODE = re.compile(r"^\W*(\d+)")  # "3", "3. Rather important", "**3**" -> "3"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def verdict(value: float, target: float) -> str:

@@ -22,26 +22,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
+from _common import cpu_model  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from culturealign.steps.objectives import coverage
 from culturealign.steps.selection import greedy_select, random_select
 
 TARGET_S = 10.0
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(fn, *args, **kwargs):

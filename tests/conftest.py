@@ -29,6 +29,17 @@ def wvs_path() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _restore_culture_registry():
+    """Loaders register a survey's countries.csv in the global registry; undo that after each test."""
+    from culturealign import cultures
+
+    saved = dict(cultures._registry)
+    yield
+    cultures._registry.clear()
+    cultures._registry.update(saved)
+
+
+@pytest.fixture(autouse=True)
 def _no_backoff(monkeypatch):
     """Retry back-off waits make tests slow and teach nothing: remove them everywhere."""
     try:

@@ -22,14 +22,6 @@ WVS7_CODES = (
 ).split()
 
 
-@pytest.fixture(autouse=True)
-def _restore_culture_registry():
-    saved = dict(cultures._registry)
-    yield
-    cultures._registry.clear()
-    cultures._registry.update(saved)
-
-
 @pytest.mark.parametrize("key", ["DEU", "deu", " Deu ", "Germany", "germany", " GERMANY "])
 def test_lookup_by_code_or_name(key):
     c = get_culture(key)

@@ -26,15 +26,6 @@ GOQA = FIXTURES / "goqa_small.csv"
 REAL_WVS7 = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "wvs7"
 
 
-@pytest.fixture(autouse=True)
-def _restore_culture_registry():
-    """Loaders register a survey's countries.csv in the global registry; undo that after each test."""
-    saved = dict(cultures._registry)
-    yield
-    cultures._registry.clear()
-    cultures._registry.update(saved)
-
-
 def assert_dist(got: dict[str, float], expected: dict[str, float], tol: float = 1e-9) -> None:
     assert list(got) == list(expected)
     for code, p in expected.items():
