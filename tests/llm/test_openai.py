@@ -299,3 +299,59 @@ def test_many_prompts_run_concurrently_within_chunks():
     out = engine(server, concurrency=3, batch_size=10).generate(prompts)
     assert out == [[f"Q{k}"] for k in range(25)]
     assert server.count == 25
+
+
+def _echo_server(requests: list[dict], with_logprobs: bool = True):
+    """A /v1/completions server that echoes the prompt split into words, each with log-prob -1 (first: None)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/v1/completions"
+        payload = json.loads(request.content)
+        requests.append(payload)
+        text = payload["prompt"]
+        words, offsets, pos = [], [], 0
+        for w in text.split(" "):
+            words.append(w + " ")
+            offsets.append(pos)
+            pos += len(w) + 1
+        logprobs = [None] + [-1.0] * (len(words) - 1) + [-0.5]  # the generated token comes last
+        body = {
+            "choices": [
+                {
+                    "text": text + "X",
+                    "logprobs": {"tokens": words + ["X"], "text_offset": offsets + [pos], "token_logprobs": logprobs},
+                }
+            ]
+        }
+        if not with_logprobs:
+            body["choices"][0]["logprobs"] = None
+        return httpx.Response(200, json=body)
+
+    return handler
+
+
+def test_completion_scores_sum_the_echoed_logprobs_of_the_completion(monkeypatch):
+    requests: list[dict] = []
+    eng = OpenAIEngine(
+        base_url=URL, model="m", chat_template_from="any", transport=httpx.MockTransport(_echo_server(requests))
+    )
+    monkeypatch.setattr(OpenAIEngine, "_render_text", lambda self, messages: "SYSTEM: be nice. USER: hi ASSISTANT: ")
+    scores = eng.score_completions([PROMPT, PROMPT], ["hello there friend", "yes"])
+    assert scores == [-3.0, -1.0]  # one word = one token at -1; the generated token is not counted
+    assert requests[0]["echo"] is True and requests[0]["logprobs"] == 1
+    assert requests[0]["prompt"].endswith("ASSISTANT: hello there friend")
+
+
+def test_completion_scoring_needs_a_template_and_prompt_logprobs(monkeypatch):
+    eng = OpenAIEngine(base_url=URL, model="m", transport=httpx.MockTransport(_echo_server([])))
+    with pytest.raises(UserError, match="set chat_template_from"):
+        eng.score_completions([PROMPT], ["x"])
+    eng = OpenAIEngine(
+        base_url=URL,
+        model="m",
+        chat_template_from="any",
+        transport=httpx.MockTransport(_echo_server([], with_logprobs=False)),
+    )
+    monkeypatch.setattr(OpenAIEngine, "_render_text", lambda self, messages: "USER: hi ASSISTANT: ")
+    with pytest.raises(UserError, match="no prompt log-probabilities"):
+        eng.score_completions([PROMPT], ["x"])

@@ -115,8 +115,10 @@ class OpenAIEngine(Engine):
     backoff: float = 1.0
     top_logprobs: int = 20
     samples_fallback: int = 20
+    chat_template_from: str | None = None  # a tokenizer (folder, hub id, 'smollm2') to render chats for /completions
     transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False, compare=False)
     _logprobs_rejected: bool = field(default=False, init=False, repr=False, compare=False)
+    _tokenizer: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self.base_url = self.base_url.rstrip("/")
@@ -170,13 +172,19 @@ class OpenAIEngine(Engine):
         return min(delay, MAX_BACKOFF)
 
     async def _post(
-        self, client: httpx.AsyncClient, sem: asyncio.Semaphore, payload: dict[str, Any], *, pass_400: bool = False
+        self,
+        client: httpx.AsyncClient,
+        sem: asyncio.Semaphore,
+        payload: dict[str, Any],
+        *,
+        pass_400: bool = False,
+        path: str = "/chat/completions",
     ) -> dict:
-        """POST one chat completion, retrying transient failures; the parsed body has a non-empty ``choices``.
+        """POST one completion request, retrying transient failures; the parsed body has a non-empty ``choices``.
 
         ``pass_400`` re-raises an HTTP 400 as :class:`_HTTPError` so the caller can drop an unsupported parameter.
         """
-        url = f"{self.base_url}/chat/completions"
+        url = f"{self.base_url}{path}"
         last = "no attempt made"
         unreachable = False
         for attempt in range(self.max_retries + 1):
@@ -290,6 +298,51 @@ class OpenAIEngine(Engine):
             )
 
         return self._run_all(one, prompts)
+
+    # -- completion scoring ------------------------------------------------------------------------
+    def _render_text(self, messages: Messages) -> str:
+        """The chat rendered as the model sees it, up to where the assistant's reply starts."""
+        if self._tokenizer is None:
+            if not self.chat_template_from:
+                raise UserError(
+                    "engine openai scores completions through /v1/completions with echo and logprobs: set "
+                    "chat_template_from to the served model's tokenizer (a folder, a hub id or 'smollm2')"
+                )
+            from transformers import AutoTokenizer
+
+            from culturealign.llm.models import resolve_model
+
+            self._tokenizer = AutoTokenizer.from_pretrained(resolve_model(self.chat_template_from))
+        return self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def _score_completions(self, prompts: Sequence[Messages], completions: Sequence[str]) -> list[float]:
+        """log p(completion | prompt) from the prompt log-probabilities a server echoes (vLLM, llama-cpp-python)."""
+        texts = [(self._render_text(p), c) for p, c in zip(prompts, completions, strict=True)]
+
+        async def one(client: httpx.AsyncClient, sem: asyncio.Semaphore, item: tuple[str, str]) -> float:
+            prefix, completion = item
+            payload = {
+                "model": self.model,
+                "prompt": prefix + completion,
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "echo": True,
+                "logprobs": 1,
+            }
+            body = await self._post(client, sem, payload, path="/completions")
+            lp = body["choices"][0].get("logprobs") or {}
+            offsets, values = lp.get("text_offset"), lp.get("token_logprobs")
+            if not offsets or not values:
+                raise UserError(
+                    f"server at {self.base_url} returned no prompt log-probabilities (echo + logprobs on "
+                    "/v1/completions): use a server that does (vLLM, llama-cpp-python) or the local engine"
+                )
+            end = len(prefix) + len(completion)
+            return float(
+                sum(v for o, v in zip(offsets, values, strict=False) if v is not None and len(prefix) <= o < end)
+            )
+
+        return self._run_all(one, texts)
 
     # -- option scoring ----------------------------------------------------------------------------
     def _score_options(self, prompts: Sequence[Messages], options: Sequence[Sequence[str]]) -> list[OptionScores]:
