@@ -27,8 +27,12 @@ def build_engine(
     dtype: str = "float32",
     batch_size: int = 16,
     cache: CallCache | None = None,
+    chat_template_from: str | None = None,
 ) -> Engine:
-    """An engine from flat settings (what the CLI and recipe YAML carry)."""
+    """An engine from flat settings (what the CLI and recipe YAML carry).
+
+    ``chat_template_from`` (openai only): the served model's tokenizer, needed to score completions.
+    """
     if engine == "openai":
         if not base_url:
             raise UserError("engine 'openai' needs --base-url (e.g. http://localhost:8000/v1)")
@@ -37,7 +41,14 @@ def build_engine(
                 "--adapter applies to the local engine; for a server, serve the adapter there "
                 "(e.g. vllm serve --lora-modules) and pass its name as --model"
             )
-        return make_engine("openai", cache, base_url=base_url, model=model, batch_size=batch_size)
+        return make_engine(
+            "openai",
+            cache,
+            base_url=base_url,
+            model=model,
+            batch_size=batch_size,
+            chat_template_from=chat_template_from,
+        )
     return make_engine(engine, cache, model=model, adapter=adapter, dtype=dtype, batch_size=batch_size)
 
 

@@ -27,7 +27,14 @@ from culturealign.steps.caredio import GenerateQueries, OptimizeQueries, Respond
 from culturealign.steps.selection import SelectRepresentativeDistinctive
 from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS
 
-ENGINE = {"engine": "local", "model": "smollm2", "base_url": None, "dtype": "float32", "batch_size": 16}
+ENGINE = {
+    "engine": "local",
+    "model": "smollm2",
+    "base_url": None,
+    "dtype": "float32",
+    "batch_size": 16,
+    "chat_template_from": None,
+}  # openai engine: the served model's tokenizer, to score completions
 DEFAULTS: dict[str, Any] = {
     "out": "runs/caredio",
     "survey": "../shared/data/wvs7",
@@ -58,12 +65,21 @@ def related_map(cultures: Sequence[Culture], survey: Survey, k: int) -> dict[str
 
 def data_steps(cfg: dict, survey: Survey, cultures: Sequence[Culture], run: RunFolder) -> list:
     g, j = cfg["generator"], cfg["judge"]
-    engine = build_engine(g["engine"], g["model"], None, g["base_url"], g["dtype"], g["batch_size"], run.cache)
-    judge = (
-        engine
-        if j == g
-        else build_engine(j["engine"], j["model"], None, j["base_url"], j["dtype"], j["batch_size"], run.cache)
-    )
+
+    def build(e: dict):
+        return build_engine(
+            e["engine"],
+            e["model"],
+            None,
+            e["base_url"],
+            e["dtype"],
+            e["batch_size"],
+            run.cache,
+            e["chat_template_from"],
+        )
+
+    engine = build(g)
+    judge = engine if j == g else build(j)
     q, o, r, s = cfg["queries"], cfg["optimize"], cfg["responses"], cfg["select"]
     return [
         GenerateQueries(
