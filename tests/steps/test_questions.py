@@ -175,3 +175,20 @@ def test_default_topics_are_those_of_the_survey():
     step = GenerateQuestions(engine, _survey(), per_topic=1, examples=1)
     assert sorted(step.topics) == sorted([HAPPY, TRUST])
     assert len(list(step.run([]))) == 2
+
+
+@pytest.mark.slow
+def test_real_model_writes_or_drops_every_slot(engine, wvs_path):
+    from culturealign.data.survey import load_survey
+
+    survey = load_survey(wvs_path)
+    step = GenerateQuestions(
+        engine, survey, per_topic=2, topics=["Security", "Religious Values"], max_retries=1, max_tokens=96
+    )
+    out = list(step.run([]))
+    dropped = sum(step.stats.get("dropped_by_reason", {}).values())
+    assert step.stats["requested"] == 4 and len(out) + dropped == 4
+    assert len({q.id for q in out}) == len(out)
+    for q in out:
+        assert q.topic in ("Security", "Religious Values")
+        assert 2 <= len(q.options) <= 11 and list(q.options) == [str(i) for i in range(1, len(q.options) + 1)]
