@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -145,9 +146,11 @@ class Engine(ABC):
     ):
         found = self.cache.get_many(list(dict.fromkeys(keys))) if self.cache is not None else {}
         results: dict[str, Any] = dict(found)
-        self.stats.cache_hits += sum(k in found for k in keys)
-        if progress and found:
-            progress(sum(k in found for k in keys))
+        counts = Counter(keys)  # a key asked n times counts n times in hits and progress
+        hits = sum(counts[k] for k in found)
+        self.stats.cache_hits += hits
+        if progress and hits:
+            progress(hits)
         todo: dict[str, Any] = {}
         for k, item in zip(keys, items, strict=True):
             if k not in results and k not in todo:
@@ -163,5 +166,5 @@ class Engine(ABC):
                 self.cache.put_many(new)
             results.update(new)
             if progress:
-                progress(sum(keys.count(k) for k in chunk_keys))
+                progress(sum(counts[k] for k in chunk_keys))
         return [results[k] for k in keys]

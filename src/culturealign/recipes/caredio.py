@@ -19,7 +19,7 @@ from culturealign.cultures import Culture, get_culture, load_similarity, parse_c
 from culturealign.data.blend import region_for
 from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
-from culturealign.recipes.common import data_redo, recipe_run, tune_and_compare
+from culturealign.recipes.common import data_redo, recipe_run, record_cost, train_and_evaluate, tune_and_compare
 from culturealign.records import ChatSample
 from culturealign.runs import RunFolder
 from culturealign.runs.runner import run_steps
@@ -140,14 +140,11 @@ def run_caredio(config: str | Path | None = None, overrides: Sequence[str] = (),
 def ablate_selection(run_dir: str | Path) -> dict[str, Any]:
     """At the same budget N: the selected set vs a random set of the same candidates (coverage, distinctiveness,
     WVS after training). Results in ``eval/ablation-selection/metrics.json``."""
-    from culturealign.evaluate.adapters import evaluate_adapters
-    from culturealign.evaluate.wvs import save_result
     from culturealign.records import from_dict
     from culturealign.runs import write_json
     from culturealign.runs.store import read_jsonl
     from culturealign.steps.dedup import embed
     from culturealign.steps.objectives import coverage
-    from culturealign.train.variants import train_variant
 
     run_dir = Path(run_dir)
     done = run_dir / "steps" / "04-select-representative" / "stats.json"
@@ -159,27 +156,28 @@ def ablate_selection(run_dir: str | Path) -> dict[str, Any]:
     selected = [from_dict(r) for r in read_jsonl(run_dir / "steps" / "04-select-representative" / "data.jsonl")]
     rng = random.Random(0)
     random_set: list[ChatSample] = []
-    for c in cultures:
+    for c in cultures:  # same budget per culture as the selection
         pool = [s for s in candidates if s.meta["culture"] == c.code]
-        k = sum(s.meta["culture"] == c.code for s in selected)
-        random_set += rng.sample(pool, k)
+        random_set += rng.sample(pool, sum(s.meta["culture"] == c.code for s in selected))
+    pools = {c.code: [s for s in candidates if s.meta["culture"] == c.code] for c in cultures}
+    embeddings = {code: embed([sample_text(s) for s in pool]) for code, pool in pools.items()}  # once per culture
     results: dict[str, Any] = {}
     with RunFolder(run_dir) as run:
         engines: list = []
         for name, chosen in (("selected", selected), ("random", random_set)):
             per_culture = {}
-            for c in cultures:
-                pool = [s for s in candidates if s.meta["culture"] == c.code]
-                emb = embed([sample_text(s) for s in pool])
+            for code, pool in pools.items():
                 picked = [i for i, s in enumerate(pool) if s in chosen]
-                per_culture[c.code] = {
-                    "coverage": coverage(emb, picked),
+                per_culture[code] = {
+                    "coverage": coverage(embeddings[code], picked),
                     "mean_distinctiveness": sum(pool[i].meta["distinctiveness"] for i in picked) / max(len(picked), 1),
                     "n": len(picked),
                 }
-            adapters = train_variant(run.path, f"ablation-{name}", chosen, cfg, cfg["train"]["mode"])
-            after = evaluate_adapters(run, cfg, survey, cultures, adapters, cfg["train"]["mode"], engines)
-            save_result(after, run.eval_dir("ablation-selection") / name)
+            out_dir = run.eval_dir("ablation-selection") / name
+            after = train_and_evaluate(
+                run, cfg, survey, cultures, f"ablation-{name}", chosen, cfg["train"]["mode"], out_dir, engines
+            )
             results[name] = {"per_culture": per_culture, "wvs_after": after.metrics["overall"]}
         write_json(run.eval_dir("ablation-selection") / "metrics.json", results)
+        record_cost(run, engines)
     return results

@@ -12,6 +12,7 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from culturealign.api import write_cost, write_cost_seconds
@@ -21,7 +22,7 @@ from culturealign.errors import UserError
 from culturealign.evaluate.adapters import evaluate_adapters
 from culturealign.evaluate.compare import before_after
 from culturealign.evaluate.general import general_check
-from culturealign.evaluate.wvs import save_result
+from culturealign.evaluate.wvs import WVSResult, save_result
 from culturealign.llm.base import Engine
 from culturealign.llm.local import LocalEngine
 from culturealign.records import ChatSample
@@ -104,6 +105,29 @@ def tune_and_compare(
         comparison["general"] = general_check(base, tuned, cfg["eval"]["general_limit"])
         write_json(run.eval_dir("general") / "metrics.json", comparison["general"])
     write_json(run.path / "eval" / "comparison.json", comparison)
+    record_cost(run, engines)
+    return comparison
+
+
+def train_and_evaluate(
+    run: RunFolder,
+    cfg: dict,
+    survey: Survey,
+    cultures: Sequence[Culture],
+    name: str,
+    samples: list[ChatSample],
+    mode: str,
+    out_dir: Path,
+    engines: list[Engine],
+) -> WVSResult:
+    """One ablation variant: train its adapter(s) under ``train/<name>``, write its WVS evaluation to ``out_dir``."""
+    adapters = train_variant(run.path, name, samples, cfg, mode)
+    result = evaluate_adapters(run, cfg, survey, cultures, adapters, mode, engines)
+    save_result(result, out_dir)
+    return result
+
+
+def record_cost(run: RunFolder, engines: Sequence[Engine]) -> None:
+    """Add the calls, tokens and cache hits of ``engines`` to the run's ``cost.json``."""
     for engine in engines:
         write_cost(run.path, engine, 0.0)
-    return comparison

@@ -13,15 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from culturealign.api import build_engine, write_cost
+from culturealign.api import build_engine
 from culturealign.config import load_config
 from culturealign.cultures import Culture, load_similarity, parse_cultures
 from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
 from culturealign.evaluate.adapters import evaluate_adapters
-from culturealign.evaluate.wvs import save_result
 from culturealign.llm.local import LocalEngine
-from culturealign.recipes.common import data_redo, recipe_run, tune_and_compare
+from culturealign.recipes.common import data_redo, recipe_run, record_cost, train_and_evaluate, tune_and_compare
 from culturealign.records import ChatSample
 from culturealign.runs import RunFolder, write_json
 from culturealign.runs.runner import run_steps
@@ -31,7 +30,6 @@ from culturealign.steps.questions import GenerateQuestions
 from culturealign.steps.select import SelectCultureRelated
 from culturealign.steps.views import SurveyAnswerSamples
 from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS
-from culturealign.train.variants import train_variant
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +150,9 @@ def ablate(run_dir: str | Path, what: str, fractions: Sequence[float] = (0.1, 0.
         base = evaluate_adapters(run, cfg, survey, cultures, None, engines=engines)
         results: dict[str, Any] = {"base": {"examples": 0, **base.metrics["overall"]}}
         for name, (samples, mode) in plan.items():
-            adapters = train_variant(run.path, name, samples, cfg, mode)
-            after = evaluate_adapters(run, cfg, survey, cultures, adapters, mode, engines)
-            save_result(after, run.eval_dir(f"ablation-{what}") / name)
+            out_dir = run.eval_dir(f"ablation-{what}") / name
+            after = train_and_evaluate(run, cfg, survey, cultures, name, samples, mode, out_dir, engines)
             results[name] = {"examples": len(samples), **after.metrics["overall"]}
         write_json(run.eval_dir(f"ablation-{what}") / "metrics.json", results)
-        for engine in engines:
-            write_cost(run.path, engine, 0.0)
+        record_cost(run, engines)
     return results
