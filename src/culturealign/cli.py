@@ -141,12 +141,32 @@ def run_cmd(
         from culturealign.recipes.culturespa import run_culturespa as run_recipe
     elif recipe == "caredio":
         from culturealign.recipes.caredio import run_caredio as run_recipe
+    elif recipe == "clca":
+        from culturealign.recipes.clca import run_clca as run_recipe
     else:
-        raise UserError(f"unknown recipe {recipe!r} in {config}: available: culturespa, caredio")
+        raise UserError(f"unknown recipe {recipe!r} in {config}: available: culturespa, caredio, clca")
     result = run_recipe(config, overrides, from_)
     if not result["trained"]:
         console.print(f"[yellow]kept {result['examples']} examples: too few to train on, showing the base model only")
+    if "data" in result:
+        d = result["data"]
+        j = d["judge"]
+        console.print(
+            f"scenarios {d['scenarios']}; conversations ended by {d['conversations']}; judge kept {j['kept']} of "
+            f"{j['total']}, dropped {dict(j['dropped_by_reason'] or {})}"
+        )
     console.print(format_before_after(result["wvs"]))
+    for when, div in result.get("divergence", {}).items():
+        per = ", ".join(f"{c} {m['js_distance']:.3f}/{m['kl']:.3f}" for c, m in div["per_culture"].items())
+        console.print(
+            f"JS distance / KL(people||model) {when}: overall {div['overall']['js_distance']:.3f}/"
+            f"{div['overall']['kl']:.3f} ({per})"
+        )
+    for when, m in result.get("individual", {}).items():
+        console.print(
+            f"individual-level accuracy {when}: {m['accuracy']:.3f} (majority baseline "
+            f"{m['majority_accuracy']:.3f}, {m['n_items']} items)"
+        )
     for code, row in result.get("blend", {}).items():
         after = f" → {row['after']:.3f} ({row['after'] - row['before']:+.3f})" if "after" in row else ""
         console.print(f"BLEnD accuracy {code} ({row['region']}): {row['before']:.3f}{after}")

@@ -70,8 +70,56 @@ class CulturalQuery:
     rounds: int = 0  # how many times it was rewritten to raise its score
 
 
+@dataclass
+class Persona:
+    """One role-play agent: who they are, what they want, what they hide, and their culture's profile."""
+
+    name: str
+    age: int
+    occupation: str
+    background: str
+    goal: str
+    secret: str
+    culture: str  # alpha-3 code
+    profile: str = ""  # short description of the culture (Hofstede dimensions, survey value axes)
+
+
+@dataclass
+class Scenario:
+    """A social scenario adapted to a culture: a setting and two personas (``source_id``: the generic one)."""
+
+    id: str
+    domain: str
+    culture: str
+    setting: str
+    agents: list[Persona]
+    source_id: str = ""
+
+
+@dataclass
+class Turn:
+    """One role-play turn: ``action`` is speak, non-verbal, leave or none; intents are added by annotation."""
+
+    speaker: int  # index into the scenario's agents
+    action: str
+    content: str
+    intent: str | None = None
+    reason: str | None = None  # the cultural reason behind the intent, only where one applies
+
+
+@dataclass
+class Conversation:
+    """A role-played scenario. ``status``: ``left`` (an agent left), ``max-turns`` or ``malformed``."""
+
+    scenario: Scenario
+    turns: list[Turn]
+    status: str = "max-turns"
+    judge: dict[str, Any] = field(default_factory=dict)
+
+
 RECORD_TYPES: dict[str, type] = {
-    cls.__name__: cls for cls in (SurveyQuestion, Answer, ChatSample, AnswerPair, CulturalQuery)
+    cls.__name__: cls
+    for cls in (SurveyQuestion, Answer, ChatSample, AnswerPair, CulturalQuery, Persona, Scenario, Turn, Conversation)
 }
 
 
@@ -97,5 +145,11 @@ def from_dict(data: dict[str, Any]) -> Any:
             value = SurveyQuestion(**value)
         elif cls is AnswerPair and f.name in ("unaware", "aware"):
             value = Answer(**value)
+        elif cls is Scenario and f.name == "agents":
+            value = [Persona(**a) for a in value]
+        elif cls is Conversation and f.name == "scenario":
+            value = from_dict({"type": "Scenario", **value})
+        elif cls is Conversation and f.name == "turns":
+            value = [Turn(**t) for t in value]
         kwargs[f.name] = value
     return cls(**kwargs)

@@ -33,3 +33,14 @@ def test_wasserstein_normalized_by_hand():
 def test_majority_and_mean():
     assert M.majority({"0": 0.1, "1": 0.6, "2": 0.3}) == "1"
     assert M.mean([1.0, math.nan, 3.0]) == 2.0
+
+
+def test_js_distance_and_smoothed_kl_by_hand():
+    assert M.js_distance([1, 0], [0, 1]) == pytest.approx(1.0)
+    assert M.js_distance([0.3, 0.7], [0.3, 0.7]) == pytest.approx(0.0)
+    # KL((.5,.5) || (.25,.75)) = .5 ln 2 + .5 ln(2/3)
+    assert M.kl_divergence([0.5, 0.5], [0.25, 0.75], eps=0) == pytest.approx(0.5 * math.log(2) + 0.5 * math.log(2 / 3))
+    # a zero in q stays finite with eps: p=(1,0), q=(0,1), eps=0.1 -> p'=(1.1,.1)/1.2, q'=(.1,1.1)/1.2
+    a, b = (1.1 / 1.2, 0.1 / 1.2), (0.1 / 1.2, 1.1 / 1.2)
+    expected = a[0] * math.log(a[0] / b[0]) + a[1] * math.log(a[1] / b[1])
+    assert M.kl_divergence([1, 0], [0, 1], eps=0.1) == pytest.approx(expected)

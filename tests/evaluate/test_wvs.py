@@ -105,3 +105,24 @@ def test_uniform_reference_is_reported(wvs_path):
     result = evaluate_wvs(eng, survey, parse_cultures("DEU"), "aware", limit=8, progress=False)
     deu = result.metrics["per_culture"]["DEU"]
     assert deu["one_minus_jsd_uniform"] == pytest.approx(deu["one_minus_jsd"])
+
+
+def test_divergences_per_culture_by_hand():
+    import math
+
+    from culturealign.evaluate.wvs import WVSItem, divergences
+
+    def item(culture, model, human):
+        return WVSItem(culture, "Q", "T", "categorical", model, human, "1", "1", 1.0, 0.0, None)
+
+    items = [
+        item("DEU", {"1": 0.5, "2": 0.5}, {"1": 0.5, "2": 0.5}),  # identical: 0 and 0
+        item("DEU", {"1": 0.0, "2": 1.0}, {"1": 1.0, "2": 0.0}),  # disjoint: JS distance 1
+        item("JPN", {"1": 0.25, "2": 0.75}, {"1": 0.5, "2": 0.5}),
+    ]
+    out = divergences(items, eps=0.0 + 1e-12)
+    assert out["per_culture"]["DEU"]["js_distance"] == pytest.approx(0.5)
+    # KL(people || model) for JPN: .5 ln(.5/.25) + .5 ln(.5/.75)
+    assert out["per_culture"]["JPN"]["kl"] == pytest.approx(0.5 * math.log(2) + 0.5 * math.log(2 / 3), rel=1e-6)
+    assert out["per_culture"]["DEU"]["n_questions"] == 2
+    assert out["overall"]["js_distance"] == pytest.approx((0.5 + out["per_culture"]["JPN"]["js_distance"]) / 2)

@@ -46,3 +46,15 @@ def majority(dist: dict[str, float]) -> str:
 def mean(values: Sequence[float]) -> float:
     vals = [v for v in values if not math.isnan(v)]
     return float(sum(vals) / len(vals)) if vals else math.nan
+
+
+def js_distance(p: Sequence[float], q: Sequence[float]) -> float:
+    """Jensen-Shannon distance (base 2, in [0, 1]) between two distributions over the same options."""
+    return float(jensenshannon(np.asarray(p, float), np.asarray(q, float), base=2))
+
+
+def kl_divergence(p: Sequence[float], q: Sequence[float], eps: float = 1e-6) -> float:
+    """KL(p || q) in nats after adding ``eps`` to every option and renormalizing (so a zero in q stays finite)."""
+    a, b = np.asarray(p, float) + eps, np.asarray(q, float) + eps
+    a, b = a / a.sum(), b / b.sum()
+    return float(np.sum(a * np.log(a / b)))

@@ -129,6 +129,22 @@ def summarize(items: Sequence[WVSItem]) -> dict[str, Any]:
     return {"overall": overall, "per_culture": per_culture, "per_topic": per_topic, "per_culture_topic": per_pair}
 
 
+def divergences(items: Sequence[WVSItem], eps: float = 1e-6) -> dict[str, Any]:
+    """CLCA's culture-level view: per question, the Jensen-Shannon distance and KL(people || model) (``eps``
+    smoothed) between the two answer distributions, averaged per culture and over cultures (lower is better)."""
+    by_culture: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for it in items:
+        codes = list(it.human)
+        p, h = [it.model[c] for c in codes], [it.human[c] for c in codes]
+        by_culture[it.culture].append((M.js_distance(h, p), M.kl_divergence(h, p, eps)))
+    per_culture = {
+        c: {"js_distance": M.mean([v[0] for v in vs]), "kl": M.mean([v[1] for v in vs]), "n_questions": len(vs)}
+        for c, vs in sorted(by_culture.items())
+    }
+    overall = {k: M.mean([m[k] for m in per_culture.values()]) for k in ("js_distance", "kl")}
+    return {"eps": eps, "overall": overall, "per_culture": per_culture}
+
+
 def evaluate_wvs(
     engine: Engine,
     survey: Survey,

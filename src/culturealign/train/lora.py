@@ -58,11 +58,54 @@ class TrainResult:
     examples: int
 
 
-def to_dataset(samples: Sequence[ChatSample]):
-    """Prompt-completion conversational rows: TRL then computes the loss on the completion only."""
+def is_multi_turn(samples: Sequence[ChatSample]) -> bool:
+    """True when some sample has more than one assistant turn to learn (dialogue views)."""
+    return any(sum(m["role"] == "assistant" for m in s.messages) > 1 for s in samples)
+
+
+def assistant_labels(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
+    """Token ids of a chat and its labels: the ids of every assistant turn (its text and end-of-turn token),
+    -100 elsewhere. Spans come from rendering the chat with the tokenizer's own template turn by turn, so any
+    template whose rendering of a conversation's prefix is a prefix of the whole works (no ``{% generation %}``
+    markers needed)."""
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    spans = []
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        start = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
+        end = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
+        if not (full.startswith(start) and full.startswith(end)):
+            raise UserError(
+                "the model's chat template does not render a conversation's turns as prefixes of the whole: "
+                "multi-turn training needs such a template (set the tokenizer's chat_template)"
+            )
+        spans.append((len(start), len(end.rstrip())))
+    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    labels = [
+        tok if any(a <= lo < b for a, b in spans) else -100
+        for tok, (lo, _hi) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+    ]
+    return list(enc["input_ids"]), labels
+
+
+def to_dataset(samples: Sequence[ChatSample], tokenizer: Any | None = None):
+    """Rows TRL trains on with the loss on the assistant's turns only.
+
+    One reply to learn: prompt-completion conversational rows (TRL's completion-only loss). Several (dialogue
+    views): with a ``tokenizer``, pre-tokenized rows with ``labels`` from :func:`assistant_labels` (TRL keeps a
+    ``labels`` column as is); without one, ``messages`` rows (for the datasets copy written beside the JSONL).
+    """
     from datasets import Dataset
 
-    rows = [{"prompt": s.messages[:-1], "completion": s.messages[-1:]} for s in samples]
+    if not is_multi_turn(samples):
+        return Dataset.from_list([{"prompt": s.messages[:-1], "completion": s.messages[-1:]} for s in samples])
+    if tokenizer is None:
+        return Dataset.from_list([{"messages": s.messages} for s in samples])
+    rows = []
+    for s in samples:
+        ids, labels = assistant_labels(tokenizer, s.messages)
+        rows.append({"input_ids": ids, "labels": labels})
     return Dataset.from_list(rows)
 
 
@@ -92,8 +135,12 @@ def train_lora(
     out: str | Path,
     lora: dict[str, Any] | None = None,
     sft: dict[str, Any] | None = None,
+    load_in_4bit: bool = False,
 ) -> TrainResult:
-    """Train a LoRA adapter on ``samples`` and save it (PEFT format) to ``out``."""
+    """Train a LoRA adapter on ``samples`` and save it (PEFT format) to ``out``.
+
+    ``load_in_4bit`` (QLoRA: NF4 base weights through bitsandbytes) needs a CUDA GPU; see :func:`qlora_available`.
+    """
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -115,9 +162,19 @@ def train_lora(
     tok = AutoTokenizer.from_pretrained(model_path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    if load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+        from transformers import BitsAndBytesConfig
+
+        if not qlora_available():
+            raise UserError("4-bit training needs a CUDA GPU and bitsandbytes (pip install bitsandbytes)")
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_pretrained(model_path, quantization_config=quant, device_map={"": 0})
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=sft_cfg.gradient_checkpointing)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     trainer = SFTTrainer(
-        model=model, args=sft_cfg, train_dataset=to_dataset(samples), processing_class=tok, peft_config=lora_cfg
+        model=model, args=sft_cfg, train_dataset=to_dataset(samples, tok), processing_class=tok, peft_config=lora_cfg
     )
     trainer.train()
     world = trainer.accelerator.num_processes  # the processes that really trained (args.world_size says 1 on CPU)
@@ -135,6 +192,15 @@ def train_lora(
         os.replace(staging, out)
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return TrainResult(out, losses, trainer.state.global_step, world, len(samples))
+
+
+def qlora_available() -> bool:
+    """A CUDA GPU and bitsandbytes are present: 4-bit quantized LoRA training can run."""
+    import importlib.util
+
+    import torch
+
+    return torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes") is not None
 
 
 def merge_adapter(model_path: str, adapter: str | Path, out: str | Path) -> Path:

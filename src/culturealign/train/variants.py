@@ -8,7 +8,7 @@ from pathlib import Path
 from culturealign.errors import UserError
 from culturealign.llm.models import resolve_model
 from culturealign.records import ChatSample
-from culturealign.train.lora import train_lora, write_training_data
+from culturealign.train.lora import qlora_available, train_lora, write_training_data
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +22,14 @@ def train_variant(run_dir: Path, name: str, samples: list[ChatSample], cfg: dict
     elif mode != "joint":
         raise UserError(f"train.mode must be 'joint' or 'specific', got {mode!r}")
     base = resolve_model(cfg["student"]["model"])
+    qlora = cfg["train"].get("qlora", False)
+    four_bit = qlora_available() if qlora == "auto" else bool(qlora)
     adapters = {}
     for adapter_name, group in groups.items():
         folder = run_dir / "train" / adapter_name
         write_training_data(group, run_dir / "train" / "data", adapter_name)
         if not (folder / "adapter_config.json").is_file():
             log.info("training %s on %d examples", adapter_name, len(group))
-            train_lora(base, group, folder, cfg["train"]["lora"], cfg["train"]["sft"])
+            train_lora(base, group, folder, cfg["train"]["lora"], cfg["train"]["sft"], four_bit)
         adapters[adapter_name] = folder
     return adapters

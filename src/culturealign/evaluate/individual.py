@@ -1,0 +1,184 @@
+"""Individual-level WVS evaluation (CLCA): answer as one real respondent, scored against that respondent's answer.
+
+dataset (respondents of the official respondent-level CSV, a seeded sample per country) -> solver (option
+scoring with a persona system prompt built from the respondent's demographics) -> scorer (hit: the top option
+is the respondent's own answer; the probability given to it) -> metrics (accuracy and mean probability per
+country and overall, beside the majority-answer baseline of the same items).
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from culturealign.cultures import get_culture
+from culturealign.errors import UserError
+from culturealign.evaluate import metrics as M
+from culturealign.llm.base import Engine
+from culturealign.progress import progress_bar
+from culturealign.prompting import survey_messages
+from culturealign.records import SurveyQuestion
+
+# demographic items of WVS Wave 7 that describe a respondent (their labels come from the questionnaire)
+DEMOGRAPHICS = ("Q260", "Q262", "Q273", "Q275", "Q279", "Q287", "Q289")
+AGE = "Q262"
+
+
+@dataclass
+class Respondent:
+    id: str
+    country: str
+    answers: dict[str, str]  # question id -> code (valid codes only)
+
+
+@dataclass
+class IndividualItem:
+    respondent: str
+    country: str
+    question_id: str
+    answer: str
+    choice: str
+    p_answer: float
+    majority: str | None
+
+
+def load_respondents(
+    csv_path: str | Path, questions: dict[str, SurveyQuestion], country_column: str = "B_COUNTRY_ALPHA"
+) -> list[Respondent]:
+    """Respondents with their valid answers (codes in the question's options, or any age); negative codes
+    (WVS missing) and unknown codes are left out."""
+    path = Path(csv_path)
+    try:
+        f = path.open(encoding="utf-8-sig", newline="")
+    except OSError as e:
+        raise UserError(f"cannot read respondents from {path}: {e.strerror}; pass the official WVS Wave 7 CSV") from e
+    with f:
+        reader = csv.DictReader(f)
+        if country_column not in (reader.fieldnames or []):
+            raise UserError(f"{path} has no {country_column!r} column: is it the official WVS Wave 7 respondent CSV?")
+        out = []
+        for n, row in enumerate(reader, 1):
+            answers = {}
+            for qid, value in row.items():
+                value = (value or "").strip()
+                q = questions.get(qid)
+                if q is None or not value or value.startswith("-"):
+                    continue
+                if qid == AGE or value in q.options:
+                    answers[qid] = value
+            out.append(Respondent(f"r{n}", row[country_column].strip().upper(), answers))
+    return out
+
+
+def persona_prompt(respondent: Respondent, questions: dict[str, SurveyQuestion]) -> str:
+    """A system prompt describing the respondent: country, then each demographic item they answered."""
+    culture = get_culture(respondent.country)
+    facts = []
+    for qid in DEMOGRAPHICS:
+        code = respondent.answers.get(qid)
+        if code is None:
+            continue
+        if qid == AGE:
+            facts.append(f"Age: {code}")
+        else:
+            q = questions[qid]
+            facts.append(f"{q.text.rstrip('?')}? {q.options[code]}")
+    lines = "\n".join(f"- {f}" for f in facts)
+    return (
+        f"You are a real person from {culture.name} taking part in the World Values Survey. About you:\n{lines}\n"
+        "Answer each question as this person would."
+    )
+
+
+def evaluate_individuals(
+    engine: Engine,
+    respondents: Sequence[Respondent],
+    questions: dict[str, SurveyQuestion],
+    countries: Sequence[str] | None = None,
+    per_country: int | None = 50,
+    question_ids: Sequence[str] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[list[IndividualItem], dict[str, Any]]:
+    """Score every (respondent, answered non-demographic question) of a seeded sample of respondents."""
+    wanted = {c.upper() for c in countries} if countries else None
+    by_country: dict[str, list[Respondent]] = defaultdict(list)
+    for r in respondents:
+        if wanted is None or r.country in wanted:
+            by_country[r.country].append(r)
+    if not by_country:
+        raise UserError(f"no respondents from {sorted(wanted or [])} in the file")
+    rng = random.Random(seed)
+    sample = []
+    for country in sorted(by_country):
+        group = by_country[country]
+        sample += group if per_country is None or len(group) <= per_country else rng.sample(group, per_country)
+    asked = set(question_ids) if question_ids else None
+    jobs = []
+    for r in sample:
+        system = persona_prompt(r, questions)
+        for qid, code in r.answers.items():
+            q = questions[qid]
+            if qid in DEMOGRAPHICS or q.topic == "Demographics" or (asked and qid not in asked):
+                continue
+            jobs.append((r, q, code, survey_messages(q, system)))
+    if not jobs:
+        raise UserError("the sampled respondents answered none of the questions asked")
+    with progress_bar("WVS individuals", len(jobs), progress) as advance:
+        scores = engine.score_options([j[3] for j in jobs], [j[1].codes for j in jobs], advance)
+    # the majority answer of the sampled respondents of the same country: what a country-level model could do
+    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r, q, code, _ in jobs:
+        counts[(r.country, q.id)][code] += 1
+    items = [
+        IndividualItem(
+            r.id,
+            r.country,
+            q.id,
+            code,
+            s.choice,
+            s.probs[code],
+            max(counts[(r.country, q.id)].items(), key=_by_count)[0],
+        )
+        for (r, q, code, _), s in zip(jobs, scores, strict=True)
+    ]
+    return items, summarize_individuals(items)
+
+
+def _by_count(kv: tuple[str, int]) -> int:
+    return kv[1]
+
+
+def summarize_individuals(items: Sequence[IndividualItem]) -> dict[str, Any]:
+    """Accuracy (top option = the respondent's answer), mean probability of that answer, and the accuracy of
+    answering each question with the country's majority answer (a reference), per country and overall."""
+    by_country: dict[str, list[IndividualItem]] = defaultdict(list)
+    for it in items:
+        by_country[it.country].append(it)
+    per_country = {
+        c: {
+            "accuracy": M.mean([float(i.choice == i.answer) for i in v]),
+            "mean_p_answer": M.mean([i.p_answer for i in v]),
+            "majority_accuracy": M.mean([float(i.majority == i.answer) for i in v]),
+            "respondents": len({i.respondent for i in v}),
+            "n_items": len(v),
+        }
+        for c, v in sorted(by_country.items())
+    }
+    overall = {
+        k: M.mean([m[k] for m in per_country.values()]) for k in ("accuracy", "mean_p_answer", "majority_accuracy")
+    }
+    overall["n_items"] = len(items)
+    return {"overall": overall, "per_country": per_country}
+
+
+def save_individuals(items: Sequence[IndividualItem], metrics: dict[str, Any], folder: Path) -> None:
+    from culturealign.runs import write_json, write_jsonl
+
+    write_jsonl(folder / "items.jsonl", (asdict(i) for i in items))
+    write_json(folder / "metrics.json", metrics)

@@ -1,0 +1,109 @@
+"""Judged filtering of role-played conversations (CLCA): rate, critique the ratings, rate again, drop the bad.
+
+In/out: :class:`Conversation`. The judge (any engine with option scoring) gives a distribution over ratings
+1-5 for quality (natural, coherent, on the situation) and for fidelity to the culture, writes a critique of
+its own two ratings, and rates both again with the critique in view. A conversation is dropped when, after the
+critique, P(rating <= ``bad_max``) >= ``confidence`` for either aspect: bad with high confidence. Conversations
+with fewer than ``min_turns`` turns are dropped before judging. Verdicts land in ``Conversation.judge``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from culturealign.cultures import get_culture
+from culturealign.llm.base import Engine, GenParams
+from culturealign.progress import progress_bar
+from culturealign.prompting import templates
+from culturealign.records import Conversation, Messages
+from culturealign.steps.base import Step
+from culturealign.steps.roleplay import transcript
+
+RATINGS = ["1", "2", "3", "4", "5"]
+ASPECTS = {"quality": "naturalness and coherence", "fidelity": "faithfulness to the culture"}
+
+
+def p_bad(probs: dict[str, float], bad_max: int) -> float:
+    """Probability mass on ratings at or below ``bad_max``."""
+    return sum(p for r, p in probs.items() if int(r) <= bad_max)
+
+
+def expected_rating(probs: dict[str, float]) -> float:
+    return sum(int(r) * p for r, p in probs.items())
+
+
+class JudgeConversations(Step):
+    """Rate -> critique -> re-rate each conversation; drop those rated bad with high confidence."""
+
+    name = "judge"
+
+    def __init__(self, judge: Engine, bad_max: int = 2, confidence: float = 0.7, min_turns: int = 2):
+        super().__init__()
+        if not 1 <= bad_max < 5 or not 0 < confidence <= 1:
+            raise ValueError("judge.bad_max must be in 1..4 and judge.confidence in (0, 1]")
+        self.judge, self.bad_max, self.confidence, self.min_turns = judge, bad_max, confidence, min_turns
+
+    def _fields(self, conv: Conversation) -> dict[str, str]:
+        c = get_culture(conv.scenario.culture)
+        return {
+            "country": c.name,
+            "adjective": c.adjective,
+            "setting": conv.scenario.setting,
+            "transcript": transcript(conv),
+        }
+
+    def _rate(self, prompts: list[Messages], label: str) -> list[dict[str, float]]:
+        with progress_bar(f"judge: {label}", len(prompts)) as advance:
+            scores = self.judge.score_options(prompts, [RATINGS] * len(prompts), advance)
+        return [s.probs for s in scores]
+
+    def run(self, records: Iterable[Conversation]) -> Iterator[Conversation]:
+        t = templates()["clca"]
+        convs, short = [], 0
+        for conv in records:
+            if len(conv.turns) < self.min_turns:
+                short += 1
+                self.drop(conv, f"fewer than {self.min_turns} turns")
+            else:
+                convs.append(conv)
+        fields = [self._fields(c) for c in convs]
+        first = {
+            aspect: self._rate(
+                [[{"role": "user", "content": t[f"judge_{aspect}"].format(**f)}] for f in fields], aspect
+            )
+            for aspect in ASPECTS
+        }
+        tops = [{a: max(first[a][i], key=first[a][i].get) for a in ASPECTS} for i in range(len(convs))]
+        critique_prompts = [
+            [{"role": "user", "content": t["critique"].format(**f, **top)}]
+            for f, top in zip(fields, tops, strict=True)
+        ]
+        with progress_bar("judge: critique", len(convs)) as advance:
+            critiques = [r[0].strip() for r in self.judge.generate(critique_prompts, GenParams(0.0, 1.0, 80), advance)]
+        final = {
+            aspect: self._rate(
+                [
+                    [{"role": "user", "content": t["rerate"].format(**f, **top, critique=cr, aspect=words)}]
+                    for f, top, cr in zip(fields, tops, critiques, strict=True)
+                ],
+                f"{aspect} after critique",
+            )
+            for aspect, words in ASPECTS.items()
+        }
+        kept = 0
+        for i, conv in enumerate(convs):
+            conv.judge = {
+                "first": {a: first[a][i] for a in ASPECTS},
+                "critique": critiques[i],
+                "final": {a: final[a][i] for a in ASPECTS},
+                "expected": {a: round(expected_rating(final[a][i]), 3) for a in ASPECTS},
+                "p_bad": {a: round(p_bad(final[a][i], self.bad_max), 4) for a in ASPECTS},
+            }
+            bad = [a for a in ASPECTS if conv.judge["p_bad"][a] >= self.confidence]
+            if bad:
+                self.drop(conv, f"rated bad with confidence >= {self.confidence} for {' and '.join(bad)}")
+                continue
+            kept += 1
+            yield conv
+        total = len(convs) + short
+        self.stats.update(total=total, kept=kept, dropped=total - kept)

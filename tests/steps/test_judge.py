@@ -1,0 +1,99 @@
+"""Judged filtering on recorded judge outputs, and intent annotation."""
+
+from __future__ import annotations
+
+import pytest
+
+from culturealign.llm.scripted import ScriptedEngine
+from culturealign.records import Conversation, Persona, Scenario, Turn
+from culturealign.steps.intents import AnnotateIntents, parse_intent
+from culturealign.steps.judge import JudgeConversations, expected_rating, p_bad
+
+
+def conv(cid: str, n_turns: int = 4) -> Conversation:
+    agents = [
+        Persona("Anna", 58, "teacher", "", "g", "s", "DEU", "p"),
+        Persona("Ben", 29, "developer", "", "g", "s", "DEU", "p"),
+    ]
+    turns = [Turn(i % 2, "speak", f"{cid} line {i}") for i in range(n_turns)]
+    return Conversation(Scenario(cid, "family", "DEU", "Lunch.", agents), turns, "max-turns")
+
+
+# recorded judge: conversation "bad" gets low ratings with confidence, "meh" low ratings without, "good" high
+RECORDED = {
+    "bad": {"1": 0.6, "2": 0.3, "3": 0.05, "4": 0.03, "5": 0.02},  # P(<=2) = 0.9
+    "meh": {"1": 0.3, "2": 0.3, "3": 0.2, "4": 0.1, "5": 0.1},  # P(<=2) = 0.6
+    "good": {"1": 0.02, "2": 0.03, "3": 0.15, "4": 0.5, "5": 0.3},
+}
+
+
+def recorded_judge() -> ScriptedEngine:
+    def option_fn(messages, options):
+        text = messages[-1]["content"]
+        return RECORDED[next(k for k in RECORDED if f"{k} line" in text)]
+
+    return ScriptedEngine(fn=lambda m: "The ratings look fair.", option_fn=option_fn)
+
+
+def test_p_bad_and_expected_rating():
+    assert p_bad(RECORDED["bad"], 2) == pytest.approx(0.9)
+    assert expected_rating({"1": 0.5, "5": 0.5}) == pytest.approx(3.0)
+
+
+def test_judge_drops_bad_with_high_confidence_only():
+    step = JudgeConversations(recorded_judge(), bad_max=2, confidence=0.7)
+    kept = list(step.run([conv("bad"), conv("meh"), conv("good"), conv("short", 1)]))
+    assert [c.scenario.id for c in kept] == ["meh", "good"]
+    assert step.stats["total"] == 4 and step.stats["kept"] == 2 and step.stats["dropped"] == 2
+    reasons = dict(step.stats["dropped_by_reason"])
+    assert reasons == {
+        "rated bad with confidence >= 0.7 for quality and fidelity": 1,
+        "fewer than 2 turns": 1,
+    }
+    good = kept[1].judge
+    assert good["critique"] == "The ratings look fair."
+    assert good["p_bad"]["quality"] == pytest.approx(0.05)
+    assert set(good["first"]) == set(good["final"]) == {"quality", "fidelity"}
+
+
+def test_judge_critique_prompt_carries_first_ratings():
+    engine = recorded_judge()
+    list(JudgeConversations(engine).run([conv("good")]))
+    critique_prompts = [m[-1]["content"] for m in engine.seen if "criticize" in m[-1]["content"]]
+    assert len(critique_prompts) == 1 and "4/5" in critique_prompts[0]
+    rerates = [m[-1]["content"] for m in engine.seen if "Critique of these ratings" in m[-1]["content"]]
+    assert len(rerates) == 2 and all("The ratings look fair." in r for r in rerates)
+
+
+def test_judge_checks_its_settings():
+    with pytest.raises(ValueError, match="bad_max"):
+        JudgeConversations(ScriptedEngine(outputs=["x"]), bad_max=5)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Intent: to greet warmly\nCultural reason: none", ("to greet warmly", None)),
+        (
+            "Intent: to decline politely\nCultural reason: saving face matters",
+            ("to decline politely", "saving face matters"),
+        ),
+        ("**Intent:** refuse\nReason: N/A", ("refuse", None)),
+        ("She wants to leave.", None),
+        ("Intent: <one short sentence>", None),
+    ],
+)
+def test_parse_intent(text, expected):
+    assert parse_intent(text) == expected
+
+
+def test_annotate_intents_retries_then_counts_unannotated():
+    replies = iter(["no format here", "Intent: to thank\nCultural reason: none"] + ["nothing"] * 10)
+    engine = ScriptedEngine(fn=lambda m: next(replies))
+    c = conv("good", 2)
+    c.turns.append(Turn(0, "leave", ""))
+    step = AnnotateIntents(engine, max_retries=1)
+    (out,) = list(step.run([c]))
+    assert step.stats["utterances"] == 2  # the leave turn is not an utterance
+    assert step.stats["annotated"] == 1 and step.stats["unannotated"] == 1
+    assert sum(t.intent == "to thank" for t in out.turns) == 1
