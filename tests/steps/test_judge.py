@@ -97,3 +97,27 @@ def test_annotate_intents_retries_then_counts_unannotated():
     assert step.stats["utterances"] == 2  # the leave turn is not an utterance
     assert step.stats["annotated"] == 1 and step.stats["unannotated"] == 1
     assert sum(t.intent == "to thank" for t in out.turns) == 1
+
+
+def test_parse_intent_never_takes_the_next_line():
+    assert parse_intent("Intent:\nCultural reason: none") is None
+
+
+def test_calibration_removes_a_judge_bias_towards_one_rating():
+    from culturealign.steps.judge import calibrated
+
+    biased = {"1": 0.7, "2": 0.1, "3": 0.1, "4": 0.05, "5": 0.05}
+    assert calibrated(biased, biased) == pytest.approx({r: 0.2 for r in biased})
+
+    def option_fn(messages, options):  # says "1" to anything, a bit less to the good conversation
+        text = messages[-1]["content"]
+        return {"1": 0.5, "2": 0.1, "3": 0.1, "4": 0.2, "5": 0.1} if "good line" in text else biased
+
+    engine = ScriptedEngine(fn=lambda m: "fine", option_fn=option_fn)
+    assert list(JudgeConversations(engine, confidence=0.55).run([conv("good")])) == []  # raw P(<=2) = 0.6
+    step = JudgeConversations(engine, confidence=0.55, calibrate=True)
+    kept = list(step.run([conv("good")]))
+    assert len(kept) == 1 and kept[0].judge["calibrated"]
+    # calibrated: (.5/.7, .1/.1, .1/.1, .2/.05, .1/.05) renormalized -> P(<=2) = (5/7 + 1) / (5/7 + 1 + 1 + 4 + 2)
+    assert kept[0].judge["p_bad"]["quality"] == pytest.approx((5 / 7 + 1) / (5 / 7 + 8), abs=1e-4)
+    assert kept[0].judge["final_raw"]["quality"]["1"] == pytest.approx(0.5)

@@ -75,7 +75,7 @@ def run_play(replies, max_turns=10, max_retries=2, n=1):
 
 
 def test_max_turns_ends_the_conversation():
-    convs, stats, _ = run_play(["Action: speak\nContent: Hello."], max_turns=3)
+    convs, stats, _ = run_play([f"Action: speak\nContent: Hello {i}." for i in range(6)], max_turns=3)
     assert [t.speaker for t in convs[0].turns] == [0, 1, 0, 1, 0, 1]
     assert convs[0].status == "max-turns"
     assert stats["ended_by"] == {"max-turns": 1}
@@ -110,7 +110,7 @@ def test_malformed_after_retries_closes_and_marks():
 
 
 def test_agent_sees_other_agent_as_user():
-    convs, _, _ = run_play(["Action: speak\nContent: Hello."], max_turns=1)
+    convs, _, _ = run_play(["Action: speak\nContent: Hello.", "Action: speak\nContent: Hi."], max_turns=1)
     conv = convs[0]
     for speaker in (0, 1):
         msgs = agent_messages(conv, speaker)
@@ -161,3 +161,21 @@ def test_culture_profile_uses_extremes_only():
     assert "hierarchy is flat" in text and "directness" in text and "secular-rational" in text
     assert "competition" not in text  # 50 is in the middle band
     assert culture_profile(deu, None, None).startswith("the everyday customs")
+
+
+def test_parse_adaptation_never_takes_a_label_from_the_next_line():
+    text = "Setting:\nSetting:\nLocation:\nName A:\nName B:"
+    assert parse_adaptation(text, get_culture("CHN")) == {}
+
+
+def test_one_turn_is_one_utterance():
+    text = "The Anna: I am glad you came.\nThe Anna: I am not sure.\nBen: ok"
+    assert parse_turn(text, "Anna", ["Ben"]) == ("speak", "I am glad you came.")
+    assert parse_turn("I am glad. And then I was going to", "Anna", ["Ben"]) == ("speak", "I am glad.")
+
+
+def test_verbatim_repeat_is_asked_again():
+    replies = iter(["Action: speak\nContent: Hi.", "Action: speak\nContent: Hi.", "Action: speak\nContent: Hello."])
+    engine = ScriptedEngine(fn=lambda m: next(replies))
+    convs = list(RolePlay(engine, max_turns=1, max_retries=2).run([scenario()]))
+    assert [t.content for t in convs[0].turns] == ["Hi.", "Hello."]

@@ -47,7 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "student": {"model": "smollm2", "dtype": "float32", "batch_size": 16},
     "scenarios": {"per_culture": 3, "domains": None, "max_retries": 2, "temperature": 0.7, "seed": 0},
     "roleplay": {"max_turns": 10, "max_retries": 2, "temperature": 0.7, "max_tokens": 80, "lenient": True},
-    "filter": {"bad_max": 2, "confidence": 0.7, "min_turns": 2},
+    "filter": {"bad_max": 2, "confidence": 0.7, "min_turns": 2, "calibrate": True},
     "intents": {"enabled": True, "max_retries": 2},
     "train": {
         "mode": "joint",
@@ -103,7 +103,7 @@ def data_steps(cfg: dict, survey: Survey, cultures: Sequence[Culture], run: RunF
             s["seed"],
         ),
         RolePlay(engine, r["max_turns"], r["max_retries"], r["temperature"], r["max_tokens"], r["lenient"], s["seed"]),
-        JudgeConversations(judge, f["bad_max"], f["confidence"], f["min_turns"]),
+        JudgeConversations(judge, f["bad_max"], f["confidence"], f["min_turns"], f["calibrate"]),
     ]
     if i["enabled"]:
         steps.append(AnnotateIntents(judge, i["max_retries"], seed=s["seed"]))

@@ -24,10 +24,10 @@ NO_REASON = re.compile(r"^\W*(none|n/?a|no(ne)? (cultural )?(norm|reason)( appli
 
 def parse_intent(text: str) -> tuple[str, str | None] | None:
     """``Intent: …`` (required) and ``Cultural reason: …`` (``none`` -> no reason) -> (intent, reason)."""
-    intent = re.search(r"^\W*intent\W*:[\s*_]*(.+)$", text, re.I | re.M)
+    intent = re.search(r"^[^\w\n]*intent[^\w\n]*:[ \t*_]*(.+)$", text, re.I | re.M)
     if not intent or not intent.group(1).strip() or intent.group(1).strip().startswith("<"):
         return None  # no intent, or the template's placeholder echoed back
-    reason = re.search(r"^\W*(?:cultural\s+)?reason\W*:[\s*_]*(.+)$", text, re.I | re.M)
+    reason = re.search(r"^[^\w\n]*(?:cultural[ \t]+)?reason[^\w\n]*:[ \t*_]*(.+)$", text, re.I | re.M)
     why = reason.group(1).strip() if reason else None
     return intent.group(1).strip(), (None if why is None or NO_REASON.match(why) else why)
 

@@ -5,6 +5,11 @@ In/out: :class:`Conversation`. The judge (any engine with option scoring) gives 
 its own two ratings, and rates both again with the critique in view. A conversation is dropped when, after the
 critique, P(rating <= ``bad_max``) >= ``confidence`` for either aspect: bad with high confidence. Conversations
 with fewer than ``min_turns`` turns are dropped before judging. Verdicts land in ``Conversation.judge``.
+
+With ``calibrate`` (contextual calibration, Zhao et al., ICML 2021), each rating distribution is divided by the
+judge's distribution for a content-free conversation ("N/A") of the same culture and renormalized, so a judge
+that says "1" to anything (small models favour the first option) does not drop everything; the raw
+distributions are kept beside the calibrated ones.
 """
 
 from __future__ import annotations
@@ -28,6 +33,13 @@ def p_bad(probs: dict[str, float], bad_max: int) -> float:
     return sum(p for r, p in probs.items() if int(r) <= bad_max)
 
 
+def calibrated(probs: dict[str, float], prior: dict[str, float]) -> dict[str, float]:
+    """``probs`` divided by the content-free ``prior`` and renormalized (contextual calibration)."""
+    raw = {r: p / max(prior.get(r, 0.0), 1e-9) for r, p in probs.items()}
+    total = sum(raw.values())
+    return {r: v / total for r, v in raw.items()}
+
+
 def expected_rating(probs: dict[str, float]) -> float:
     return sum(int(r) * p for r, p in probs.items())
 
@@ -37,11 +49,27 @@ class JudgeConversations(Step):
 
     name = "judge"
 
-    def __init__(self, judge: Engine, bad_max: int = 2, confidence: float = 0.7, min_turns: int = 2):
+    def __init__(
+        self, judge: Engine, bad_max: int = 2, confidence: float = 0.7, min_turns: int = 2, calibrate: bool = False
+    ):
         super().__init__()
         if not 1 <= bad_max < 5 or not 0 < confidence <= 1:
             raise ValueError("judge.bad_max must be in 1..4 and judge.confidence in (0, 1]")
         self.judge, self.bad_max, self.confidence, self.min_turns = judge, bad_max, confidence, min_turns
+        self.calibrate = calibrate
+
+    def _priors(self, cultures: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+        """aspect -> culture -> the judge's rating distribution for a content-free conversation."""
+        t = templates()["clca"]
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for aspect in ASPECTS:
+            prompts = []
+            for code in cultures:
+                c = get_culture(code)
+                fields = {"country": c.name, "adjective": c.adjective, "setting": "N/A", "transcript": "N/A"}
+                prompts.append([{"role": "user", "content": t[f"judge_{aspect}"].format(**fields)}])
+            out[aspect] = dict(zip(cultures, self._rate(prompts, f"{aspect} prior"), strict=True))
+        return out
 
     def _fields(self, conv: Conversation) -> dict[str, str]:
         c = get_culture(conv.scenario.culture)
@@ -90,12 +118,21 @@ class JudgeConversations(Step):
             )
             for aspect, words in ASPECTS.items()
         }
+        raw_final = final
+        if self.calibrate and convs:
+            priors = self._priors(sorted({c.scenario.culture for c in convs}))
+            final = {
+                a: [calibrated(final[a][i], priors[a][c.scenario.culture]) for i, c in enumerate(convs)]
+                for a in ASPECTS
+            }
         kept = 0
         for i, conv in enumerate(convs):
             conv.judge = {
                 "first": {a: first[a][i] for a in ASPECTS},
                 "critique": critiques[i],
                 "final": {a: final[a][i] for a in ASPECTS},
+                "final_raw": {a: raw_final[a][i] for a in ASPECTS},
+                "calibrated": self.calibrate,
                 "expected": {a: round(expected_rating(final[a][i]), 3) for a in ASPECTS},
                 "p_bad": {a: round(p_bad(final[a][i], self.bad_max), 4) for a in ASPECTS},
             }

@@ -75,7 +75,7 @@ def parse_adaptation(text: str, culture: Culture) -> dict[str, str]:
     people), ``name_a`` and ``name_b`` (labelled only). Missing fields are absent."""
     out: dict[str, str] = {}
     for key, label in (("setting", "setting"), ("name_a", r"name\s*a"), ("name_b", r"name\s*b")):
-        m = re.search(rf"^\W*{label}\W*:[\s*_]*(.+)$", text, flags=re.I | re.M)
+        m = re.search(rf"^[^\w\n]*{label}[^\w\n]*:[ \t*_]*(.+)$", text, flags=re.I | re.M)
         if m and (value := m.group(1).strip().strip("*\"' ")) and not value.startswith("<"):
             out[key] = value
     if "setting" not in out:
@@ -169,20 +169,34 @@ class AdaptScenarios(Step):
         self.stats.update(scenarios=len(jobs), fallback_to_generic=dict(fallbacks))
 
 
-_TURN_LABEL = re.compile(r"^\W*(action|content)\W*:[\s*_]*(.*)$", re.I)
+_TURN_LABEL = re.compile(r"^[^\w\n]*(action|content)[^\w\n]*:[ \t*_]*(.*)$", re.I)
 
 
 def _strip_speaker_lines(text: str, own: str, others: Sequence[str]) -> str:
-    """Cut the reply at a line that speaks for someone else or narrates the next turn; drop the own-name label."""
-    kept = []
+    """One turn is one utterance: drop the own-name label, and cut the reply at a line that speaks for someone
+    else, narrates the next turn, or starts a second labelled utterance of the speaker."""
+    kept: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
-        if any(re.match(rf"^\W*{re.escape(o)}\s*:", stripped, re.I) for o in others):
+        if any(re.match(rf"^\W*(the\s+)?{re.escape(o)}\s*:", stripped, re.I) for o in others):
             break
         if re.match(r"^\W*(it is )?(your|my) turn\b", stripped, re.I):
             break
-        kept.append(re.sub(rf"^\W*{re.escape(own)}\s*:\s*", "", stripped, flags=re.I))
-    return "\n".join(kept).strip()
+        own_label = re.compile(rf"^\W*(the\s+)?{re.escape(own)}\s*:\s*", re.I) if own else None
+        if own_label and own_label.match(stripped):
+            if any(k.strip() for k in kept):
+                break
+            stripped = own_label.sub("", stripped)
+        kept.append(stripped)
+    return _complete_sentences("\n".join(kept).strip())
+
+
+def _complete_sentences(text: str) -> str:
+    """Cut a reply that stopped mid-sentence (the token limit) after its last complete sentence, if it has one."""
+    if not text or text[-1] in ".!?*\"')":
+        return text
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", text)]
+    return text[: ends[-1]].strip() if ends else text
 
 
 def parse_turn(text: str, own: str = "", others: Sequence[str] = (), lenient: bool = True) -> tuple[str, str] | None:
@@ -191,7 +205,8 @@ def parse_turn(text: str, own: str = "", others: Sequence[str] = (), lenient: bo
     Accepted: the prompt's ``Action: …`` / ``Content: …`` lines, SOTOPIA's JSON (``{"action_type", "argument"}``)
     and ``[action] content``. With ``lenient`` (default), a plain reply with no action label counts as speech:
     small models ignore formats, and their text is still an utterance. Lines speaking for another person are cut.
-    Malformed: an unknown action, or a speak / non-verbal turn with nothing left to say.
+    Malformed: an unknown action, or a speak / non-verbal turn with nothing left to say. (:class:`RolePlay` also
+    re-asks a turn that repeats one of the last two verbatim.)
     """
     text = text.strip()
     action, content = None, None
@@ -315,6 +330,8 @@ class RolePlay(Step):
                     for conv, (reply,) in zip(pending, replies, strict=True):
                         names = [a.name for a in conv.scenario.agents]
                         parsed = parse_turn(reply, names[speaker], [names[1 - speaker]], self.lenient)
+                        if parsed is not None and parsed[1] and parsed[1] in {t.content for t in conv.turns[-2:]}:
+                            parsed = None  # a verbatim repeat of the last turns: a degenerate loop, ask again
                         if parsed is None:
                             failed.append(conv)
                             continue
