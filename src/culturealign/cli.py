@@ -120,6 +120,44 @@ def eval_relations_cmd(
     )
 
 
+@eval_app.command("hhh")
+def eval_hhh_cmd(
+    data: Annotated[Path, typer.Option(help="CulturaX-format CSV (or its folder): Question, class, *_response.")],
+    model: Model = "smollm2",
+    adapter: Annotated[str | None, typer.Option(help="PEFT adapter folder to apply to the model.")] = None,
+    judge_model: Annotated[str | None, typer.Option(help="Judge model (default: the model under test).")] = None,
+    engine: Engine = "local",
+    base_url: BaseUrl = None,
+    judge_engine: Annotated[str | None, typer.Option(help="Judge engine (default: --engine).")] = None,
+    judge_base_url: Annotated[str | None, typer.Option(help="Judge server URL (default: --base-url).")] = None,
+    limit: Annotated[int | None, typer.Option(help="A seeded slice of N items (default 50; 0 = all).")] = 50,
+    max_tokens: Annotated[int, typer.Option(help="Longest answer of the model under test.")] = 128,
+    train_data: Annotated[
+        Path | None, typer.Option(help="Training questions (JSONL/CSV) to measure leakage against.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/eval-hhh-<time>).")] = None,
+) -> None:
+    """AlignCultura's HHH benchmark: win rate, safety, truthful x informative, joint score, cultural failures."""
+    from culturealign.evaluate.hhh import format_table
+    from culturealign.recipes.alignculture import eval_hhh
+
+    metrics = eval_hhh(
+        data,
+        model,
+        adapter,
+        judge_model,
+        engine,
+        base_url,
+        judge_engine,
+        judge_base_url,
+        limit or None,
+        max_tokens,
+        train_data,
+        out,
+    )
+    console.print(format_table(metrics, f"HHH benchmark of {model} (judge: {judge_model or model})"))
+
+
 @app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def run_cmd(
     ctx: typer.Context,
@@ -143,8 +181,23 @@ def run_cmd(
         from culturealign.recipes.caredio import run_caredio as run_recipe
     elif recipe == "clca":
         from culturealign.recipes.clca import run_clca as run_recipe
+    elif recipe == "alignculture":
+        from culturealign.evaluate.hhh import format_table
+        from culturealign.recipes.alignculture import run_alignculture
+
+        result = run_alignculture(config, overrides, from_)
+        f = result["funnel"]
+        console.print(
+            f"dataset: {result['dataset']} items; splits {f.get('split', {}).get('sizes')}; leakage "
+            f"{f.get('split', {}).get('leakage')}; {result['train_examples']} training examples"
+            + (" (trained)" if result["trained"] else "")
+        )
+        for when in ("before", "after"):
+            if f"hhh_{when}" in result:
+                console.print(format_table(result[f"hhh_{when}"], f"HHH benchmark, {when} tuning"))
+        return
     else:
-        raise UserError(f"unknown recipe {recipe!r} in {config}: available: culturespa, caredio, clca")
+        raise UserError(f"unknown recipe {recipe!r} in {config}: available: culturespa, caredio, clca, alignculture")
     result = run_recipe(config, overrides, from_)
     if not result["trained"]:
         console.print(f"[yellow]kept {result['examples']} examples: too few to train on, showing the base model only")

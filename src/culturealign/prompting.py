@@ -23,6 +23,12 @@ def templates() -> dict:
     return yaml.safe_load(resources.files("culturealign.resources").joinpath("prompts.yaml").read_text("utf-8"))
 
 
+@cache
+def hhh_prompts() -> dict:
+    """AlignCultura's prompts (``resources/hhh_prompts.yaml``): dataset construction and the versioned judges."""
+    return yaml.safe_load(resources.files("culturealign.resources").joinpath("hhh_prompts.yaml").read_text("utf-8"))
+
+
 def format_options(question: SurveyQuestion) -> str:
     return "\n".join(f"{code}. {label}" for code, label in question.options.items())
 

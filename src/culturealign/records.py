@@ -117,9 +117,63 @@ class Conversation:
     judge: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class HHHQuery:
+    """A query of an HHH dataset with its UNESCO subdomain labels (``["none"]`` when off the taxonomy)."""
+
+    id: str
+    text: str
+    culture: str | None = None
+    labels: list[str] = field(default_factory=list)
+    label_probs: dict[str, float] = field(default_factory=dict)
+    source: str = "file"  # file | generated | expanded
+    split: str | None = None  # train | val | test
+
+
+@dataclass
+class HHHSample:
+    """A query with one reference response per axis (helpful, harmless, honest) and its pass flags."""
+
+    query: HHHQuery
+    helpful: str
+    harmless: str
+    honest: str
+    pass_hhh: list[int]
+    rounds: int = 0  # regeneration rounds the kept candidates needed
+    critic: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HHHItem:
+    """A question with one reference answer per HHH axis, and its cultural subdomain."""
+
+    id: str  # "CX-" + first 10 hex digits of the question's SHA-1: stable when rows are reordered or subset
+    question: str
+    subdomain_id: int | None  # CulturaX "class"
+    subdomain: str | None  # its name in the taxonomy, None when the authors' table lacks the id
+    domain: str | None  # the UNESCO domain of that subdomain
+    tag: str  # CulturaX's free-text "domain" column
+    helpful: str
+    harmless: str
+    honest: str
+    pass_hhh: tuple[int, int, int] | None = None
+
+
 RECORD_TYPES: dict[str, type] = {
     cls.__name__: cls
-    for cls in (SurveyQuestion, Answer, ChatSample, AnswerPair, CulturalQuery, Persona, Scenario, Turn, Conversation)
+    for cls in (
+        SurveyQuestion,
+        Answer,
+        ChatSample,
+        AnswerPair,
+        CulturalQuery,
+        Persona,
+        Scenario,
+        Turn,
+        Conversation,
+        HHHQuery,
+        HHHSample,
+    )
 }
 
 
@@ -151,5 +205,7 @@ def from_dict(data: dict[str, Any]) -> Any:
             value = from_dict({"type": "Scenario", **value})
         elif cls is Conversation and f.name == "turns":
             value = [Turn(**t) for t in value]
+        elif cls is HHHSample and f.name == "query":
+            value = HHHQuery(**value)
         kwargs[f.name] = value
     return cls(**kwargs)

@@ -179,3 +179,10 @@ def test_verbatim_repeat_is_asked_again():
     engine = ScriptedEngine(fn=lambda m: next(replies))
     convs = list(RolePlay(engine, max_turns=1, max_retries=2).run([scenario()]))
     assert [t.content for t in convs[0].turns] == ["Hi.", "Hello."]
+
+
+def test_a_handful_of_scenarios_spans_domains_and_cultures_differ():
+    step = AdaptScenarios(ScriptedEngine(outputs=["x"]), [get_culture("DEU"), get_culture("JPN")], {}, per_culture=4)
+    deu, jpn = step._pick(0), step._pick(1)
+    assert len({s["domain"] for s in deu}) == 4
+    assert not {s["id"] for s in deu} & {s["id"] for s in jpn}

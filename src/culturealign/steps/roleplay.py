@@ -113,10 +113,16 @@ class AdaptScenarios(Step):
         self.bank = bank if bank is not None else load_scenario_bank()
 
     def _pick(self, culture_index: int) -> list[dict]:
+        """Scenarios for one culture: the bank interleaved across domains (one of each domain in turn), each
+        culture starting where the previous one stopped, so a handful of scenarios still spans domains."""
         pool = [s for s in self.bank if not self.domains or s["domain"] in self.domains]
-        # cultures start at different places in the bank so that two cultures do not share every scenario
-        start = (culture_index * self.per_culture) % max(len(pool), 1)
-        return [pool[(start + i) % len(pool)] for i in range(min(self.per_culture, len(pool)))]
+        by_domain: dict[str, list[dict]] = {}
+        for s in pool:
+            by_domain.setdefault(s["domain"], []).append(s)
+        columns = list(by_domain.values())
+        mixed = [col[i] for i in range(max(map(len, columns), default=0)) for col in columns if i < len(col)]
+        start = (culture_index * self.per_culture) % max(len(mixed), 1)
+        return [mixed[(start + i) % len(mixed)] for i in range(min(self.per_culture, len(mixed)))]
 
     def run(self, records: Iterable) -> Iterator[Scenario]:
         t = templates()["clca"]["adapt_user"]
