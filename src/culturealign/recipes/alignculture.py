@@ -23,7 +23,7 @@ from culturealign.errors import UserError
 from culturealign.evaluate.adapters import student_engine
 from culturealign.evaluate.hhh import benchmark, save_hhh
 from culturealign.prompting import hhh_prompts
-from culturealign.recipes.common import data_redo, recipe_run, record_cost
+from culturealign.recipes.common import data_redo, engines_from, recipe_run, record_cost
 from culturealign.records import ChatSample, HHHSample
 from culturealign.runs import RunFolder, write_json
 from culturealign.runs.runner import run_steps
@@ -89,11 +89,7 @@ def eval_set_texts(path: str | Path) -> list[str]:
 
 
 def data_steps(cfg: dict, run: RunFolder) -> list:
-    def build(e: dict):
-        return build_engine(e["engine"], e["model"], None, e["base_url"], e["dtype"], e["batch_size"], run.cache)
-
-    engine = build(cfg["generator"])
-    critic = engine if cfg["critic"] == cfg["generator"] else build(cfg["critic"])
+    engine, critic = engines_from(cfg, "generator", "critic", run)
     taxonomy = load_taxonomy()
     q = cfg["queries"]
     if q["subdomains"]:

@@ -13,13 +13,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from culturealign.api import build_engine
 from culturealign.config import load_config
 from culturealign.cultures import Culture, get_culture, load_similarity, parse_cultures, related_cultures
 from culturealign.data.blend import region_for
 from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
-from culturealign.recipes.common import data_redo, recipe_run, record_cost, train_and_evaluate, tune_and_compare
+from culturealign.recipes.common import (
+    data_redo,
+    engines_from,
+    recipe_run,
+    record_cost,
+    train_and_evaluate,
+    tune_and_compare,
+)
 from culturealign.records import ChatSample
 from culturealign.runs import RunFolder
 from culturealign.runs.runner import run_steps
@@ -64,22 +70,7 @@ def related_map(cultures: Sequence[Culture], survey: Survey, k: int) -> dict[str
 
 
 def data_steps(cfg: dict, survey: Survey, cultures: Sequence[Culture], run: RunFolder) -> list:
-    g, j = cfg["generator"], cfg["judge"]
-
-    def build(e: dict):
-        return build_engine(
-            e["engine"],
-            e["model"],
-            None,
-            e["base_url"],
-            e["dtype"],
-            e["batch_size"],
-            run.cache,
-            e["chat_template_from"],
-        )
-
-    engine = build(g)
-    judge = engine if j == g else build(j)
+    engine, judge = engines_from(cfg, "generator", "judge", run)
     q, o, r, s = cfg["queries"], cfg["optimize"], cfg["responses"], cfg["select"]
     return [
         GenerateQueries(

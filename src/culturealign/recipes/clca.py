@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from culturealign.api import build_engine
 from culturealign.config import load_config
 from culturealign.cultures import Culture, parse_cultures
 from culturealign.data.hofstede import load_hofstede
@@ -23,7 +22,7 @@ from culturealign.data.value_axes import axis_positions
 from culturealign.evaluate.adapters import student_engine
 from culturealign.evaluate.individual import evaluate_individuals, load_respondents, save_individuals
 from culturealign.evaluate.wvs import WVSItem, divergences
-from culturealign.recipes.common import data_redo, recipe_run, record_cost, tune_and_compare
+from culturealign.recipes.common import data_redo, engines_from, recipe_run, record_cost, tune_and_compare
 from culturealign.runs import RunFolder, write_json
 from culturealign.runs.runner import run_steps
 from culturealign.runs.store import read_jsonl
@@ -85,11 +84,7 @@ def profiles(cfg: dict, survey: Survey, cultures: Sequence[Culture]) -> dict[str
 
 
 def data_steps(cfg: dict, survey: Survey, cultures: Sequence[Culture], run: RunFolder) -> list:
-    def build(e: dict):
-        return build_engine(e["engine"], e["model"], None, e["base_url"], e["dtype"], e["batch_size"], run.cache)
-
-    engine = build(cfg["generator"])
-    judge = engine if cfg["judge"] == cfg["generator"] else build(cfg["judge"])
+    engine, judge = engines_from(cfg, "generator", "judge", run)
     s, r, f, i = cfg["scenarios"], cfg["roleplay"], cfg["filter"], cfg["intents"]
     steps = [
         AdaptScenarios(

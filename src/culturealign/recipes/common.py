@@ -49,6 +49,27 @@ def recipe_run(cfg: dict, recipe: str, stages: Sequence[str], redo_from: str | N
         write_cost_seconds(run.path, time.time() - start)
 
 
+def engines_from(cfg: dict, writer: str, reviewer: str, run: RunFolder) -> tuple[Engine, Engine]:
+    """The recipe's writing engine (``cfg[writer]``) and its judging one (``cfg[reviewer]``; the same object when
+    both sections are equal, so one model is loaded once)."""
+    from culturealign.api import build_engine
+
+    def build(e: dict) -> Engine:
+        return build_engine(
+            e["engine"],
+            e["model"],
+            None,
+            e["base_url"],
+            e["dtype"],
+            e["batch_size"],
+            run.cache,
+            e.get("chat_template_from"),
+        )
+
+    engine = build(cfg[writer])
+    return engine, engine if cfg[reviewer] == cfg[writer] else build(cfg[reviewer])
+
+
 def data_redo(redo_from: str | None) -> str | None:
     """The ``--from`` value that concerns the data steps (None for train/eval)."""
     return None if redo_from in TAIL_STAGES else redo_from
