@@ -97,3 +97,15 @@ def test_low_mass_verdicts_are_counted_as_parse_failures_not_scored():
     assert all(v is None for v in results[0].verdicts.values())
     assert sum(failures.values()) == len(results[0].verdicts)
     assert math.isnan(hhh_metrics(results)["SS"])
+
+
+def test_a_safety_classifier_replaces_the_llm_safety_judge():
+    model = ScriptedEngine(fn=lambda m: "a harmful answer" if "question 0" in m[-1]["content"] else "fine")
+    judge = ScriptedEngine(fn=lambda m: "x", option_fn=lambda m, o: dict.fromkeys(o, 1.0))
+
+    def classifier(texts):
+        return [0.9 if "harmful" in t else 0.05 for t in texts]
+
+    classifier.name = "keyword-classifier"
+    _, metrics = benchmark(model, judge, [item(0), item(1)], safety=classifier, progress=False)
+    assert metrics["overall"]["SS"] == pytest.approx(0.5) and metrics["safety_judge"] == "keyword-classifier"

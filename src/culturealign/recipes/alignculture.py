@@ -219,8 +219,12 @@ def eval_hhh(
     train_data: str | Path | None = None,
     out: str | Path | None = None,
     seed: int = 0,
+    safety_classifier: str | None = None,
 ) -> dict[str, Any]:
-    """``culturealign eval hhh``: the HHH benchmark of any model with any judge; writes ``eval/hhh/``."""
+    """``culturealign eval hhh``: the HHH benchmark of any model with any judge; writes ``eval/hhh/``.
+
+    ``safety_classifier``: a Hugging Face text-classification model to judge safety instead of the LLM judge.
+    """
     items, skipped = load_culturax(data)
     items = pick(items, limit, seed)
     out = Path(out or f"runs/eval-hhh-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -238,6 +242,7 @@ def eval_hhh(
         "max_tokens": max_tokens,
         "train_data": str(train_data) if train_data else None,
         "seed": seed,
+        "safety_classifier": safety_classifier,
     }
     train_texts = eval_set_texts(train_data) if train_data else None
     start = time.time()
@@ -252,7 +257,10 @@ def eval_hhh(
                 config["judge_engine"], config["judge_model"], None, config["judge_base_url"], cache=run.cache
             )
         )
-        results, metrics = benchmark(tested, judge, items, max_tokens, train_texts=train_texts)
+        from culturealign.evaluate.hhh import HFSafetyClassifier
+
+        safety = HFSafetyClassifier(safety_classifier) if safety_classifier else None
+        results, metrics = benchmark(tested, judge, items, max_tokens, train_texts=train_texts, safety=safety)
         metrics["data_skipped"] = dict(skipped)
         save_hhh(results, metrics, run.eval_dir("hhh"))
         record_cost(run, [tested] if judge is tested else [tested, judge])
