@@ -49,6 +49,10 @@ def build_engine(
             batch_size=batch_size,
             chat_template_from=chat_template_from,
         )
+    if engine == "llamacpp":  # model: a .gguf file or 'smollm2' (the embedded GGUF), run as quantized
+        if adapter:
+            raise UserError("--adapter applies to the local engine; engine 'llamacpp' runs a GGUF file as it is")
+        return make_engine("llamacpp", cache, model=model, batch_size=batch_size)
     return make_engine(engine, cache, model=model, adapter=adapter, dtype=dtype, batch_size=batch_size)
 
 
@@ -170,3 +174,111 @@ def write_cost(run_dir: Path, engine: Engine, seconds: float) -> None:
     for k, v in {"wall_seconds": round(seconds, 2), **asdict(engine.stats)}.items():
         cost[k] = cost.get(k, 0) + v
     write_json(path, cost)
+
+
+def cultural_map(
+    survey: str | Path,
+    cultures: str | Sequence[str],
+    settings: EngineSettings | None = None,
+    questions: str | Path | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Place the model (culture-unaware and as each culture) on the survey countries' Inglehart-Welzel map.
+
+    ``survey`` is an aggregate folder, or the official respondent-level CSV with ``questions`` (the indicators
+    then come from respondents, weighted). With ``settings.adapter`` the base model and the tuned one are both
+    placed, so the run reports the distance before and after tuning. Writes ``eval/iwmap/{coordinates.json,
+    metrics.json, answers.jsonl, map.png, map.svg}``; returns the coordinates.
+    """
+    from dataclasses import replace
+
+    from culturealign.evaluate import iwmap
+    from culturealign.report.plots import iw_map_figure
+    from culturealign.runs import write_jsonl
+
+    settings = settings or EngineSettings()
+    survey_data = load_survey(survey, questions)
+    culture_list = parse_cultures(cultures)
+    indicators, missing = iwmap.available_indicators(survey_data)
+    if not indicators:
+        raise UserError(
+            f"{survey} has none of the Inglehart-Welzel indicator items (WVS Wave 7 codes Q164, Q8, Q14, Q15, Q17, "
+            "Q184, Q254, Q45, Q46, Q57, Q182, Q209, Q154, Q155): pass a WVS survey"
+        )
+    respondents = Path(survey).is_file()
+    if respondents:
+        scores = iwmap.respondent_indicators(survey, indicators)
+    else:
+        scores = iwmap.country_indicators(survey_data, indicators)
+    fit = iwmap.fit_map(scores, indicators)
+    absent = [c.code for c in culture_list if c.code not in fit.countries]
+    if absent:
+        raise UserError(f"the survey has no indicator answers for {absent}: its map covers {', '.join(fit.countries)}")
+    config = {
+        "survey": str(survey),
+        "questions": str(questions) if questions else None,
+        "cultures": [c.code for c in culture_list],
+        "tuned_adapter": settings.adapter,
+    }
+    with eval_run("map", out, config, replace(settings, adapter=None)) as (run, engine):
+        variants = [("base", engine)]
+        if settings.adapter:
+            variants.append(("tuned", settings.build(run.cache)))
+        models, answers = {}, []
+        for name, eng in variants:
+            model_scores, rows = iwmap.model_indicators(eng, survey_data, indicators, [None, *culture_list], progress)
+            label = settings.model + (f" + {Path(settings.adapter).name}" if name == "tuned" else "")
+            models[name] = iwmap.place_model(fit, model_scores, label)
+            answers += [{"model": name, **r} for r in rows]
+            if eng is not engine:
+                write_cost(run.path, eng, 0.0)
+        source = "respondents (weighted)" if respondents else "country aggregates"
+        result = iwmap.map_result(fit, models, missing, source, scores)
+        folder = run.eval_dir("iwmap")
+        write_json(folder / "coordinates.json", result)
+        write_json(folder / "metrics.json", iwmap.map_metrics(result))
+        write_jsonl(folder / "answers.jsonl", answers)
+        fig = iw_map_figure(result)
+        fig.savefig(folder / "map.png", dpi=150, bbox_inches="tight")
+        fig.savefig(folder / "map.svg", bbox_inches="tight")
+    return result
+
+
+def compare_maps(before_run: str | Path, after_run: str | Path) -> dict[str, Any]:
+    """Mean persona-to-country distance before vs after tuning from two run folders of ``cultural_map``."""
+    from culturealign.evaluate.iwmap import compare_maps as compare
+
+    def read(run: str | Path) -> dict[str, Any]:
+        path = Path(run) / "eval" / "iwmap" / "coordinates.json"
+        if not path.is_file():
+            raise UserError(f"{run} has no eval/iwmap/coordinates.json: run culturealign map with --out {run}")
+        return json.loads(path.read_text("utf-8"))
+
+    return compare(read(before_run), read(after_run))
+
+
+def eval_general(
+    model: str = "smollm2",
+    adapter: str | None = None,
+    tasks: str | Sequence[str] = "culturealign_general_mc",
+    limit: int | None = None,
+    out: str | Path | None = None,
+    batch_size: int = 16,
+) -> dict[str, Any]:
+    """General ability through lm-evaluation-harness, base vs tuned (with ``adapter``); writes eval/lmeval/.
+
+    Needs the optional extra: ``pip install 'culturealign[lmeval]'``.
+    """
+    from culturealign.evaluate.lmeval import parse_tasks, require_lm_eval, run_general
+
+    task_list = parse_tasks(tasks)
+    require_lm_eval()  # before a run folder is made
+    out = Path(out or f"runs/eval-general-{time.strftime('%Y%m%d-%H%M%S')}")
+    with RunFolder(out) as run:
+        config = {"command": "eval general", "model": model, "adapter": adapter, "tasks": task_list, "limit": limit}
+        run.write_config(config)
+        start = time.time()
+        result = run_general(model, adapter, task_list, limit, run.eval_dir("lmeval"), batch_size)
+        write_cost_seconds(run.path, time.time() - start)
+    return result

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -136,6 +137,9 @@ def eval_hhh_cmd(
         Path | None, typer.Option(help="Training questions (JSONL/CSV) to measure leakage against.")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (default runs/eval-hhh-<time>).")] = None,
+    safety_classifier: Annotated[
+        str | None, typer.Option(help="A text-classification model (HF id or folder) to judge safety instead.")
+    ] = None,
 ) -> None:
     """AlignCultura's HHH benchmark: win rate, safety, truthful x informative, joint score, cultural failures."""
     from culturealign.evaluate.hhh import format_table
@@ -154,8 +158,77 @@ def eval_hhh_cmd(
         max_tokens,
         train_data,
         out,
+        safety_classifier=safety_classifier,
     )
     console.print(format_table(metrics, f"HHH benchmark of {model} (judge: {judge_model or model})"))
+
+
+@eval_app.command("general")
+def eval_general_cmd(
+    model: Model = "smollm2",
+    adapter: Annotated[str | None, typer.Option(help="PEFT adapter folder: scored beside the base model.")] = None,
+    tasks: Annotated[
+        str, typer.Option(help="Comma-separated lm-evaluation-harness tasks (hub tasks such as mmlu need internet).")
+    ] = "culturealign_general_mc",
+    limit: Annotated[int | None, typer.Option(help="At most N documents per task.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/eval-general-<time>).")] = None,
+    batch_size: int = 16,
+) -> None:
+    """General ability through lm-evaluation-harness: each task's score for base and tuned, with standard errors."""
+    from culturealign.api import eval_general
+    from culturealign.evaluate.lmeval import format_table
+
+    table = eval_general(model, adapter, tasks, limit, out, batch_size)
+    console.print(format_table(table, f"lm-evaluation-harness: {model}" + (f" vs + {adapter}" if adapter else "")))
+
+
+@app.command("map")
+def map_cmd(
+    survey: Annotated[Path, typer.Option(help="WVS folder, or the official respondent CSV (with --questions).")],
+    cultures: Annotated[str, typer.Option(help="Comma-separated alpha-3 codes of survey countries, e.g. USA,DEU.")],
+    model: Model = "smollm2",
+    adapter: Annotated[str | None, typer.Option(help="PEFT adapter: placed beside the base model.")] = None,
+    questions: Annotated[Path | None, typer.Option(help="questions.jsonl, when --survey is a respondent CSV.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/eval-map-<time>).")] = None,
+    engine: Engine = "local",
+    base_url: BaseUrl = None,
+    dtype: str = "float32",
+    batch_size: int = 16,
+) -> None:
+    """Place the model, culture-unaware and as each culture, on the survey countries' Inglehart-Welzel map."""
+    from rich.table import Table
+
+    from culturealign.api import EngineSettings, cultural_map
+    from culturealign.evaluate.iwmap import SURVIVAL, TRADITIONAL
+
+    out = out or Path(f"runs/eval-map-{time.strftime('%Y%m%d-%H%M%S')}")
+    result = cultural_map(
+        survey, cultures, EngineSettings(engine, model, adapter, base_url, dtype, batch_size), questions, out
+    )
+    models = result["models"]
+    table = Table(title=f"Inglehart-Welzel map ({result['source']})")
+    table.caption = "x: survival -> self-expression, y: traditional -> secular-rational (SD of the survey's countries)"
+    for col in ("culture", "country (x, y)", *(f"{name}: persona (x, y), distance" for name in models)):
+        table.add_column(col, justify="left" if col == "culture" else "right")
+
+    def xy(p: dict) -> str:
+        return f"({p[SURVIVAL]:+.2f}, {p[TRADITIONAL]:+.2f})"
+
+    for code in next(iter(models.values()))["personas"]:
+        cells = [f"{xy(m['personas'][code])}  {m['personas'][code]['distance']:.2f}" for m in models.values()]
+        table.add_row(code, xy(result["countries"][code]), *cells)
+    table.add_row("unaware", "", *(xy(m["unaware"]) for m in models.values()))
+    table.add_row("mean distance", "", *(f"{m['mean_distance']:.3f}" for m in models.values()))
+    table.add_row("unaware, mean", "", *(f"{m['unaware_mean_distance']:.3f}" for m in models.values()))
+    console.print(table)
+    if "tuned" in models:
+        change = models["tuned"]["mean_distance"] - models["base"]["mean_distance"]
+        console.print(f"mean persona-to-country distance after tuning: {change:+.3f} (negative = closer)")
+    missing = ", ".join(f"{k} ({' '.join(v)})" for k, v in result["indicators_missing"].items())
+    console.print(f"indicators used: {', '.join(i['name'] for i in result['indicators'])}")
+    if missing:
+        console.print(f"missing from the survey: {missing}")
+    console.print(f"coordinates, map.png and map.svg written to {out / 'eval' / 'iwmap'}")
 
 
 @app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -11,7 +11,9 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from culturealign.data.textfile import read_text
 from culturealign.errors import UserError
 
 
@@ -50,23 +52,32 @@ def load_blend(folder: str | Path, region: str, skipped: Counter | None = None) 
     path = Path(folder) / f"{region}.jsonl"
     skipped = skipped if skipped is not None else Counter()
     out = []
-    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+    # split on "\n" only: splitlines() also breaks at U+2028 or U+0085, which JSON strings may hold unescaped
+    for n, line in enumerate(read_text(path, "the BLEnD file").split("\n"), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
             answers = [
-                ([v.strip() for s in a["answers"] for v in str(s).split(",") if v.strip()], int(a["count"]))
-                for a in row.get("answers", [])
+                ([v for s in _spellings(a["answers"]) for v in s], int(a["count"])) for a in row.get("answers", [])
             ]
             q = BlendQuestion(str(row["id"]), region, str(row["question"]), [a for a in answers if a[0]])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise UserError(f"line {n} of {path} is not a BLEnD question ({e!r})") from e
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as e:  # JSON, shape
+            raise UserError(
+                f"line {n} of {path} is not a BLEnD question ({e!r}): each line needs id, question and answers "
+                '(a list of {"answers": [spellings], "count": N})'
+            ) from e
         if not q.answers:
             skipped["question without annotated answers"] += 1
             continue
         out.append(q)
     return out
+
+
+def _spellings(value: Any) -> list[list[str]]:
+    """An annotated answer's spellings, each split on commas ("donut, donuts"); a bare string is one spelling."""
+    items = [value] if isinstance(value, str) else list(value)
+    return [[v.strip() for v in str(s).split(",") if v.strip()] for s in items]
 
 
 ALIASES = {"GBR": "UK", "USA": "US"}

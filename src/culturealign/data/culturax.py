@@ -27,6 +27,7 @@ import io
 from collections import Counter
 from pathlib import Path
 
+from culturealign.data.textfile import csv_errors
 from culturealign.data.unesco import by_culturax_class
 from culturealign.errors import UserError
 from culturealign.records import HHHItem
@@ -62,6 +63,8 @@ def load_culturax(path: str | Path) -> tuple[list[HHHItem], Counter]:
     if not path.is_file():
         raise UserError(f"CulturaX file not found: {path}; pass CulturaX.csv or its folder (../shared/data/culturax)")
     reader = csv.DictReader(io.StringIO(_decode(path), newline=""))
+    with csv_errors(path, reader):
+        rows = list(reader)
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
     if missing:
         raise UserError(f"{path} lacks columns {missing}: a CulturaX CSV has the header {','.join(REQUIRED)},...")
@@ -69,7 +72,7 @@ def load_culturax(path: str | Path) -> tuple[list[HHHItem], Counter]:
     skipped: Counter = Counter()
     seen: set[str] = set()
     items = []
-    for row in reader:
+    for row in rows:
         question = (row["Question"] or "").strip()
         answers = [(row[c] or "").strip() for c in ("helpful_response", "harmless_response", "honest_response")]
         if not question:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import ast
 import csv
 import hashlib
+import io
+import math
 import re
-import sys
 from collections import Counter
 from pathlib import Path
 
 from culturealign.cultures import get_culture
+from culturealign.data.textfile import csv_errors, read_text
 from culturealign.errors import UserError
 from culturealign.records import SurveyQuestion
 
@@ -27,48 +29,65 @@ def _literal(text: str):
     return ast.literal_eval(m.group(1) if m else text)
 
 
+def _shares(value: object, n: int) -> list[float] | None:
+    """A country's answer shares: ``n`` finite numbers, or None."""
+    if not isinstance(value, list | tuple) or len(value) != n:
+        return None
+    if not all(isinstance(s, int | float) and not isinstance(s, bool) and math.isfinite(s) for s in value):
+        return None
+    return [float(s) for s in value]
+
+
 def load_globalopinionqa(path: str | Path):
     """Load a GlobalOpinionQA CSV into a :class:`~culturealign.data.survey.Survey`."""
     from culturealign.data.survey import Survey, _normalize
 
     path = Path(path)
-    csv.field_size_limit(sys.maxsize)
     skipped: Counter = Counter()
     questions: dict[str, SurveyQuestion] = {}
     distributions: dict[str, dict[str, dict[str, float]]] = {}
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
+    reader = csv.DictReader(io.StringIO(read_text(path, "the GlobalOpinionQA CSV"), newline=""), restval="")
+    with csv_errors(path, reader):
         missing = {"question", "selections", "options"} - set(reader.fieldnames or [])
         if missing:
             raise UserError(f"{path} lacks columns {sorted(missing)}: GlobalOpinionQA has question,selections,options")
         for n, row in enumerate(reader, 2):
             try:
-                labels = [str(x) for x in _literal(row["options"])]
-                selections = _literal(row["selections"])
-            except (ValueError, SyntaxError):
+                options, selections = _literal(row["options"]), _literal(row["selections"])
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                options = selections = None
+            if not isinstance(options, list | tuple) or not isinstance(selections, dict):
                 skipped["row with unreadable options or selections"] += 1
                 continue
-            if len(labels) < 2 or not isinstance(selections, dict):
+            labels = [str(x) for x in options]
+            if len(labels) < 2:
                 skipped["row with fewer than 2 options"] += 1
                 continue
+            if not row["question"].strip():
+                skipped["row without a question"] += 1
+                continue
             qid = "GOQA-" + hashlib.sha1(row["question"].encode()).hexdigest()[:10]
-            q = SurveyQuestion(
-                qid,
-                row.get("source") or "GlobalOpinionQA",
-                row["question"].strip(),
-                {str(i + 1): label for i, label in enumerate(labels)},
+            coded = {str(i + 1): label for i, label in enumerate(labels)}
+            if qid in questions and questions[qid].options != coded:
+                skipped["repeated question with other options (first kept)"] += 1
+                continue
+            q = questions.setdefault(
+                qid, SurveyQuestion(qid, row.get("source") or "GlobalOpinionQA", row["question"].strip(), coded)
             )
-            questions[qid] = q
             for name, shares in selections.items():
                 try:
                     code = get_culture(str(name)).code
                 except UserError:
                     skipped["country name not in the culture registry"] += 1
                     continue
-                if len(shares) != len(labels):
+                if qid in distributions.get(code, {}):
+                    skipped["repeated question: country already answered (first kept)"] += 1
+                    continue
+                values = _shares(shares, len(labels))
+                if values is None:
                     skipped[f"line {n}: shares do not match the options"] += 1
                     continue
-                dist = _normalize({str(i + 1): float(s) for i, s in enumerate(shares)}, q, skipped)
+                dist = _normalize({str(i + 1): s for i, s in enumerate(values)}, q, skipped)
                 if dist is not None:
                     distributions.setdefault(code, {})[qid] = dist
     if not questions:

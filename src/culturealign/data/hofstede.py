@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from culturealign.cultures import all_cultures
+from culturealign.data.textfile import csv_errors
 from culturealign.errors import UserError
 
 DIMENSIONS = ("pdi", "idv", "mas", "uai", "ltowvs", "ivr")
@@ -61,8 +63,10 @@ def load_hofstede(path: str | Path) -> Hofstede:
         text = path.read_text("utf-8-sig", errors="replace")
     except OSError as e:
         raise UserError(f"cannot read Hofstede scores from {path}: {e.strerror}; pass hofstede=PATH or null") from e
-    rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
-    missing = {"ctr", "country", *DIMENSIONS} - set(rows[0] if rows else ())
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=";", restval="")
+    with csv_errors(path, reader):
+        rows = list(reader)
+    missing = {"ctr", "country", *DIMENSIONS} - set(reader.fieldnames or ())
     if missing:
         raise UserError(
             f"{path} lacks columns {', '.join(sorted(missing))}: expected ctr;country;{';'.join(DIMENSIONS)}"
@@ -80,9 +84,12 @@ def load_hofstede(path: str | Path) -> Hofstede:
         for dim in DIMENSIONS:
             value = (row.get(dim) or "").strip()
             try:
-                scores[dim] = float(value)
+                score: float | None = float(value)
             except ValueError:
-                scores[dim] = None  # "#NULL!": no score published
-        if code not in out.scores:  # the first row of a country wins over regional sub-rows
+                score = None  # "#NULL!": no score published (nan and inf are no scores either)
+            scores[dim] = score if score is not None and math.isfinite(score) else None
+        if code in out.scores:  # the first row of a country wins over regional sub-rows
+            out.skipped["another row for the same country (first kept)"] += 1
+        else:
             out.scores[code] = scores
     return out

@@ -15,7 +15,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from culturealign.cultures import register_countries_csv
+from culturealign.cultures import load_similarity, register_countries_csv
+from culturealign.data.textfile import csv_errors, read_text
 from culturealign.errors import UserError
 from culturealign.records import SurveyQuestion
 
@@ -46,6 +47,9 @@ class Survey:
 
 
 def _normalize(counts: dict[str, float], question: SurveyQuestion, skipped: Counter) -> Distribution | None:
+    unknown = sum(c not in question.options and not c.startswith("-") for c in counts)  # negative: WVS missing
+    if unknown:
+        skipped["answer code not among the question's options"] += unknown
     valid = {c: v for c, v in counts.items() if c in question.options and v > 0}
     total = sum(valid.values())
     if total <= 0 or not math.isfinite(total):
@@ -61,7 +65,7 @@ def _code(value: str) -> str:
         f = float(value)
     except ValueError:
         return value
-    return str(int(f)) if f == int(f) else value
+    return str(int(f)) if math.isfinite(f) and f == int(f) else value
 
 
 def load_questions(path: str | Path) -> dict[str, SurveyQuestion]:
@@ -70,7 +74,10 @@ def load_questions(path: str | Path) -> dict[str, SurveyQuestion]:
     if not path.is_file():
         raise UserError(f"survey questions file not found: {path}; pass the folder that holds questions.jsonl")
     questions: dict[str, SurveyQuestion] = {}
-    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+    first_line: dict[str, int] = {}
+    # split on "\n" only: splitlines() also breaks at U+2028 or U+0085, which JSON strings may hold unescaped (as
+    # write_survey_folder writes them)
+    for n, line in enumerate(read_text(path, "the survey questions").split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -82,8 +89,15 @@ def load_questions(path: str | Path) -> dict[str, SurveyQuestion]:
                 options={_code(str(k)): str(v) for k, v in row["options"].items()},
                 scale=str(row.get("scale", "categorical")),
             )
-        except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as e:
+            if len(q.options) < len(row["options"]):
+                raise ValueError(f"two option codes are one number ({', '.join(map(str, row['options']))})")
+        except (ValueError, KeyError, AttributeError, TypeError, RecursionError) as e:  # JSON, shape
             raise UserError(f"line {n} of {path} is not a question ({e!r}): each line needs id, text, options") from e
+        if q.id in first_line:  # a silent overwrite would drop the first question
+            raise UserError(
+                f"line {n} of {path} repeats question id {q.id!r} (line {first_line[q.id]}): ids must be unique"
+            )
+        first_line[q.id] = n
         questions[q.id] = q
     if not questions:
         raise UserError(f"{path} holds no questions")
@@ -97,30 +111,55 @@ def load_wvs_folder(path: str | Path) -> Survey:
         raise UserError(f"survey folder not found: {folder}; pass a folder with questions.jsonl and distributions.csv")
     questions = load_questions(folder / "questions.jsonl")
     if (folder / "countries.csv").is_file():
-        register_countries_csv(folder / "countries.csv")
+        try:
+            register_countries_csv(folder / "countries.csv")
+        except (UnicodeDecodeError, AttributeError, TypeError) as e:  # bad bytes, short rows
+            raise UserError(
+                f"{folder / 'countries.csv'} is not a UTF-8 CSV with a value in every column of code,name,culture,"
+                f"region ({e}); fix it or remove it (the built-in culture table is used then)"
+            ) from e
     dist_path = folder / "distributions.csv"
     if not dist_path.is_file():
         raise UserError(f"{dist_path} not found: the survey folder needs country,question,answer,proportion rows")
     skipped: Counter = Counter()
     raw: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-    with dist_path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"country", "question", "answer", "proportion"} - set(reader.fieldnames or [])
-        if missing:
-            raise UserError(
-                f"{dist_path} lacks columns {sorted(missing)}: expected country,question,answer,proportion"
-            )
-        for n, row in enumerate(reader, 2):
-            try:
-                share = float(row["proportion"])
-            except (TypeError, ValueError) as e:
-                raise UserError(f"line {n} of {dist_path}: proportion {row['proportion']!r} is not a number") from e
-            if row["question"] not in questions:
-                skipped["row for a question not in questions.jsonl"] += 1
-                continue
-            raw[row["country"].strip().upper()][row["question"]][_code(row["answer"])] = share
+    with dist_path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f, restval="")
+        with csv_errors(dist_path, reader):
+            missing = {"country", "question", "answer", "proportion"} - set(reader.fieldnames or [])
+            if missing:
+                raise UserError(
+                    f"{dist_path} lacks columns {sorted(missing)}: expected country,question,answer,proportion"
+                )
+            for row in reader:
+                try:
+                    share = float(row["proportion"])
+                except ValueError:
+                    share = math.nan
+                if not (math.isfinite(share) and share >= 0):
+                    raise UserError(
+                        f"line {reader.line_num} of {dist_path}: proportion {row['proportion']!r} is not a number >= 0"
+                    )
+                if row["question"] not in questions:
+                    skipped["row for a question not in questions.jsonl"] += 1
+                    continue
+                country, code = row["country"].strip().upper(), _code(row["answer"])
+                if not country:
+                    skipped["row without a country"] += 1
+                    continue
+                if code in raw[country][row["question"]]:
+                    skipped["repeated country, question and answer (last kept)"] += 1
+                raw[country][row["question"]][code] = share
     distributions = _finish(raw, questions, skipped)
     sim = folder / "country_similarity.json"
+    if sim.is_file():
+        try:  # read it now, so that a broken table fails here and not in the middle of a cross-culture run
+            load_similarity(sim)
+        except (AttributeError, TypeError, ValueError) as e:  # not a mapping of mappings of numbers; bad bytes
+            raise UserError(
+                f"{sim} must map each country code to {{country code: similarity 0-100}} ({type(e).__name__}: "
+                f"{' '.join(str(e).split())[:80]}); fix it or remove it"
+            ) from e
     return Survey(questions, distributions, skipped, sim if sim.is_file() else None, str(folder))
 
 
@@ -144,7 +183,8 @@ def load_wvs_respondents(
 
     The CSV has one respondent a row, a country column (ISO alpha-3), a weight column and one column per
     question code (``Q57``); negative codes are WVS missing codes and are dropped. The questionnaire text
-    comes from a ``questions.jsonl`` (the CSV carries codes only).
+    comes from a ``questions.jsonl`` (the CSV carries codes only). Respondents without a country are skipped;
+    an unreadable weight counts as 1; both are counted.
     """
     csv_path = Path(csv_path)
     questions = load_questions(questions_path)
@@ -153,31 +193,47 @@ def load_wvs_respondents(
     skipped: Counter = Counter()
     raw: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
     with csv_path.open(encoding="utf-8-sig", newline="") as f:
-        header = f.readline()
+        try:
+            header = f.readline()
+        except UnicodeDecodeError as e:
+            raise UserError(f"{csv_path} is not UTF-8 text near its start ({e.reason}); re-save it as UTF-8") from e
         f.seek(0)
         delimiter = max(",;\t", key=header.count)  # the official file is wide: sniff the header line only
-        reader = csv.DictReader(f, delimiter=delimiter)
-        columns = set(reader.fieldnames or [])
-        if country_column not in columns:
-            raise UserError(
-                f"{csv_path} has no {country_column!r} column: pass country_column= the ISO alpha-3 column"
-            )
-        asked = [qid for qid in questions if qid in columns]
-        if not asked:
-            raise UserError(f"{csv_path} has no column named like the question ids of {questions_path} (e.g. Q57)")
-        for row in reader:
-            country = row[country_column].strip().upper()
-            try:
-                weight = float(row[weight_column]) if weight_column in columns else 1.0
-            except ValueError:
-                weight = 1.0
-            for qid in asked:
-                value = (row[qid] or "").strip()
-                if not value or value.startswith("-"):
-                    skipped["missing answer code (negative)"] += 1
+        reader = csv.DictReader(f, delimiter=delimiter, restval="")
+        with csv_errors(csv_path, reader):
+            columns = set(reader.fieldnames or [])
+            if country_column not in columns:
+                raise UserError(
+                    f"{csv_path} has no {country_column!r} column: pass country_column= the ISO alpha-3 column"
+                )
+            asked = [qid for qid in questions if qid in columns]
+            if not asked:
+                raise UserError(f"{csv_path} has no column named like the question ids of {questions_path} (e.g. Q57)")
+            for row in reader:
+                country = row[country_column].strip().upper()
+                if not country:
+                    skipped["respondent without a country"] += 1
                     continue
-                raw[country][qid][_code(value)] += weight
+                weight = _weight(row.get(weight_column), skipped) if weight_column in columns else 1.0
+                for qid in asked:
+                    value = row[qid].strip()
+                    if not value or value.startswith("-"):
+                        skipped["missing answer code (negative)"] += 1
+                        continue
+                    raw[country][qid][_code(value)] += weight
     return Survey(questions, _finish(raw, questions, skipped), skipped, None, str(csv_path))
+
+
+def _weight(text: str | None, skipped: Counter) -> float:
+    """A respondent's survey weight; one that is not a finite number >= 0 counts as 1 (and is counted)."""
+    try:
+        weight = float(text or "")
+    except ValueError:
+        weight = math.nan
+    if math.isfinite(weight) and weight >= 0:
+        return weight
+    skipped["respondent with an unreadable weight (weighted 1)"] += 1
+    return 1.0
 
 
 def write_survey_folder(survey: Survey, folder: str | Path) -> Path:
@@ -216,7 +272,7 @@ def load_survey(path: str | Path, questions: str | Path | None = None) -> Survey
         return load_wvs_folder(path)
     if not path.exists():
         raise UserError(f"survey not found: {path}; pass a WVS folder (questions.jsonl + distributions.csv) or a CSV")
-    with path.open(encoding="utf-8-sig") as f:
+    with path.open(encoding="utf-8-sig", errors="replace") as f:  # only a sniff: the loader reports bad bytes
         header = f.readline()
     if "selections" in header and "options" in header:
         from culturealign.data.goqa import load_globalopinionqa

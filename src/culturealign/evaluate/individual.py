@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from culturealign.cultures import get_culture
+from culturealign.data.textfile import csv_errors
 from culturealign.errors import UserError
 from culturealign.evaluate import metrics as M
 from culturealign.llm.base import Engine
@@ -58,20 +59,23 @@ def load_respondents(
     except OSError as e:
         raise UserError(f"cannot read respondents from {path}: {e.strerror}; pass the official WVS Wave 7 CSV") from e
     with f:
-        reader = csv.DictReader(f)
-        if country_column not in (reader.fieldnames or []):
-            raise UserError(f"{path} has no {country_column!r} column: is it the official WVS Wave 7 respondent CSV?")
-        out = []
-        for n, row in enumerate(reader, 1):
-            answers = {}
-            for qid, value in row.items():
-                value = (value or "").strip()
-                q = questions.get(qid)
-                if q is None or not value or value.startswith("-"):
-                    continue
-                if qid == AGE or value in q.options:
-                    answers[qid] = value
-            out.append(Respondent(f"r{n}", row[country_column].strip().upper(), answers))
+        reader = csv.DictReader(f, restval="")  # short rows: missing answers; long rows: extras under None, ignored
+        with csv_errors(path, reader):
+            if country_column not in (reader.fieldnames or []):
+                raise UserError(
+                    f"{path} has no {country_column!r} column: is it the official WVS Wave 7 respondent CSV?"
+                )
+            out = []
+            for n, row in enumerate(reader, 1):
+                answers = {}
+                for qid, value in row.items():
+                    q = questions.get(qid)
+                    value = value.strip() if isinstance(value, str) else ""  # a long row's extras: a list, key None
+                    if q is None or not value or value.startswith("-"):
+                        continue
+                    if qid == AGE or value in q.options:
+                        answers[qid] = value
+                out.append(Respondent(f"r{n}", row[country_column].strip().upper(), answers))
     return out
 
 

@@ -11,17 +11,19 @@ __all__ = ["CallCache", "Engine", "GenParams", "OptionScores", "make_engine"]
 
 
 def make_engine(kind: str = "local", cache: CallCache | None = None, **kwargs: Any) -> Engine:
-    """Build an engine by name (``local``, ``openai``, ``scripted``), importing its module lazily."""
+    """Build an engine by name (``local``, ``openai``, ``llamacpp``, ``scripted``), importing its module lazily."""
     from culturealign.errors import UserError
 
     if kind == "local":
         from culturealign.llm.local import LocalEngine as cls
     elif kind == "openai":
         from culturealign.llm.openai import OpenAIEngine as cls
+    elif kind == "llamacpp":
+        from culturealign.llm.llamacpp import LlamaCppEngine as cls
     elif kind == "scripted":
         from culturealign.llm.scripted import ScriptedEngine as cls
     else:
-        raise UserError(f"unknown engine {kind!r}: use local, openai or scripted")
+        raise UserError(f"unknown engine {kind!r}: use local, openai, llamacpp or scripted")
     try:
         return cls(cache=cache, **kwargs)
     except TypeError as e:

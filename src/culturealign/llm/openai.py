@@ -117,6 +117,8 @@ class OpenAIEngine(Engine):
     samples_fallback: int = 20
     chat_template_from: str | None = None  # a tokenizer (folder, hub id, 'smollm2') to render chats for /completions
     transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False, compare=False)
+    # how many scored items each path took (logprobs / sampling): top-k log-probs miss an option on many prompts
+    option_methods: Counter[str] = field(default_factory=Counter, init=False, repr=False, compare=False)
     _logprobs_rejected: bool = field(default=False, init=False, repr=False, compare=False)
     _tokenizer: Any = field(default=None, init=False, repr=False, compare=False)
 
@@ -346,7 +348,9 @@ class OpenAIEngine(Engine):
 
     # -- option scoring ----------------------------------------------------------------------------
     def _score_options(self, prompts: Sequence[Messages], options: Sequence[Sequence[str]]) -> list[OptionScores]:
-        return self._run_all(self._score_one, list(zip(prompts, options, strict=True)))
+        scores = self._run_all(self._score_one, list(zip(prompts, options, strict=True)))
+        self.option_methods.update(s.method for s in scores)
+        return scores
 
     async def _score_one(
         self, client: httpx.AsyncClient, sem: asyncio.Semaphore, item: tuple[Messages, Sequence[str]]

@@ -51,6 +51,7 @@ class RunData:
     steps: list[dict] = field(default_factory=list)
     losses: dict[str, list[dict]] = field(default_factory=dict)
     evals: dict[str, dict] = field(default_factory=dict)  # eval name (path under eval/) -> metrics.json
+    iw_maps: dict[str, dict] = field(default_factory=dict)  # eval name -> Inglehart-Welzel coordinates.json
 
 
 def _read_json(path: Path) -> Any:
@@ -75,6 +76,8 @@ def load_run(path: Path, label: str) -> RunData:
     names = [p.parent.relative_to(eval_root).as_posix() for p in eval_root.glob("**/metrics.json")]
     for name in sorted(names, key=_eval_order):
         run.evals[name] = _read_json(eval_root / name / "metrics.json")
+    for p in sorted(eval_root.glob("iwmap*/coordinates.json")):
+        run.iw_maps[p.parent.name] = _read_json(p)
     return run
 
 
@@ -208,6 +211,33 @@ def section_cultural_map(runs: list[RunData]) -> str:
     return _section("Cultural map", parts, "No cultural-relations evaluation in these runs.")
 
 
+def section_iw_map(runs: list[RunData]) -> str:
+    """Each run's Inglehart-Welzel map, and with two or more maps the mean distance per run against the first."""
+    parts, rows = [], []
+    for run in runs:
+        for name, coords in run.iw_maps.items():
+            models = coords.get("models", {})
+            summary = "; ".join(
+                f"{m.get('label', k)} ({k}): mean persona-to-country distance {_fmt(m.get('mean_distance'))}"
+                for k, m in models.items()
+            )
+            caption = f"{run.label} · {name}: Inglehart-Welzel map. {summary}"
+            parts.append(_figure("iw-map", caption, plots.iw_map(coords), run=run.label, eval=name))
+            missing = coords.get("indicators_missing") or {}
+            used = ", ".join(i["name"] for i in coords.get("indicators", []))
+            absent = ", ".join(f"{k} ({' '.join(v)})" for k, v in missing.items())
+            note = f"Indicators used: {used}." + (f" Missing from the survey: {absent}." if missing else "")
+            parts.append(f"<p class='path'>{html.escape(note)}</p>")
+            for k, m in models.items():
+                rows.append([f"{run.label} · {name} · {k}", m.get("mean_distance"), m.get("unaware_mean_distance")])
+    if len(rows) > 1:
+        first = rows[0][1]
+        change = [r + [r[1] - first if None not in (r[1], first) else None] for r in rows]
+        header = ("map (run · eval · model)", "mean distance", "unaware mean distance", "change vs first")
+        parts.append(_table(header, change))
+    return _section("Inglehart-Welzel map", parts, "No Inglehart-Welzel map in these runs (culturealign map).")
+
+
 def _metric_rows(metrics: dict) -> tuple[list[str], list[list[Any]]]:
     """Rows ``overall`` and one per culture (or region) of a scored eval; columns are the metrics found."""
     groups = next((metrics[k] for k in GROUP_KEYS if isinstance(metrics.get(k), dict)), {})
@@ -247,6 +277,7 @@ def render(runs: list[RunData]) -> str:
         section_funnel(runs),
         section_loss(runs),
         section_cultural_map(runs),
+        section_iw_map(runs),
         section_metrics(runs),
     ]
     return (

@@ -146,3 +146,63 @@ def matrix_pair(
     if suptitle:
         fig.suptitle(suptitle)
     return to_svg(fig)
+
+
+def iw_map_figure(coords: dict) -> Figure:
+    """The Inglehart-Welzel map of ``coordinates.json``: survey countries (grey, labelled), the model answering
+    culture-unaware (a star) and as each culture (a dot, an arrow from the real country to it), per model.
+
+    Axes as on the published map: x survival -> self-expression, y traditional -> secular-rational.
+    """
+    x_key, y_key = coords["axes"]["x"], coords["axes"]["y"]
+    fig = Figure(figsize=(7.5, 6.5))
+    ax = fig.subplots()
+    countries = coords["countries"]
+    for code, p in countries.items():
+        ax.scatter(p[x_key], p[y_key], s=28, color="#888888", zorder=2)
+        ax.annotate(code, (p[x_key], p[y_key]), textcoords="offset points", xytext=(4, 3), fontsize=8, color="#555")
+    for k, (name, model) in enumerate(coords.get("models", {}).items()):
+        color = COLORS[(3 + k) % 10]  # red, then purple: never the countries' grey
+        label = _label(f"{model.get('label', name)} ({name})", 40)
+        for code, p in model.get("personas", {}).items():
+            c = countries.get(code)
+            if c is not None:
+                ax.annotate(
+                    "",
+                    (p[x_key], p[y_key]),
+                    (c[x_key], c[y_key]),
+                    arrowprops={"arrowstyle": "->", "color": color, "alpha": 0.7, "lw": 1.2},
+                    zorder=3,
+                )
+        personas = list(model.get("personas", {}).values())
+        if personas:
+            mean = model.get("mean_distance")
+            suffix = f", mean distance {mean:.2f}" if isinstance(mean, int | float) else ""
+            ax.scatter(
+                [p[x_key] for p in personas],
+                [p[y_key] for p in personas],
+                s=36,
+                color=color,
+                zorder=4,
+                label=f"{label}: as each culture{suffix}",
+            )
+            for code, p in model["personas"].items():
+                xy = (p[x_key], p[y_key])
+                ax.annotate(code, xy, textcoords="offset points", xytext=(4, -9), fontsize=7, color=color)
+        if "unaware" in model:
+            u = model["unaware"]
+            ax.scatter(u[x_key], u[y_key], s=160, marker="*", color=color, edgecolor="black", zorder=5,
+                       label=f"{label}: culture-unaware")  # fmt: skip
+    ax.axhline(0, color="#cccccc", lw=0.8, zorder=1)
+    ax.axvline(0, color="#cccccc", lw=0.8, zorder=1)
+    ax.set_title(f"Inglehart-Welzel map: {len(countries)} survey countries ({coords.get('source', '')})", fontsize=10)
+    ax.set_xlabel("survival  ←  →  self-expression (SD of countries)")
+    ax.set_ylabel("traditional  ←  →  secular-rational (SD of countries)")
+    ax.grid(alpha=0.2)
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1, frameon=False)
+    return fig
+
+
+def iw_map(coords: dict) -> str:
+    """The Inglehart-Welzel map as an inline ``<svg>``."""
+    return to_svg(iw_map_figure(coords))

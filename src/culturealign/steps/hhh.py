@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from culturealign.cultures import Culture
+from culturealign.data.textfile import csv_errors
 from culturealign.data.unesco import Subdomain
 from culturealign.errors import UserError
 from culturealign.llm.base import Engine, GenParams
@@ -59,12 +60,12 @@ def read_questions(path: str | Path, column: str | None = None) -> tuple[list[st
     skipped: Counter = Counter()
     if path.suffix.lower() in (".jsonl", ".json"):
         rows = []
-        for line in text.splitlines():
+        for line in text.split("\n"):  # not splitlines(): JSON strings may hold U+2028 or U+0085 unescaped
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
                 skipped["line is not JSON"] += 1
                 continue
             if isinstance(row, dict):
@@ -72,16 +73,22 @@ def read_questions(path: str | Path, column: str | None = None) -> tuple[list[st
             else:
                 skipped["line is not an object"] += 1
     else:
-        rows = list(csv.DictReader(io.StringIO(text)))
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        with csv_errors(path, reader):
+            rows = list(reader)
     names = {k.lower(): k for row in rows[:50] for k in row if isinstance(k, str)}
     key = names.get(column.lower()) if column else next((names[c] for c in QUESTION_COLUMNS if c in names), None)
     if key is None:
         wanted = column or " or ".join(QUESTION_COLUMNS)
-        raise UserError(f"{path} has no {wanted} column (columns: {', '.join(names.values()) or 'none'})")
+        shown = ", ".join(repr(c) for c in list(names.values())[:20])  # repr: a column name may hold a line break
+        raise UserError(f"{path} has no {wanted} column (columns: {shown or 'none'})")
     out = []
     for row in rows:
         value = row.get(key)
-        if not isinstance(value, str) or not value.strip():
+        if value is not None and not isinstance(value, str):
+            skipped["question is not text"] += 1
+            continue
+        if not value or not value.strip():
             skipped["empty question"] += 1
             continue
         out.append(value.strip())

@@ -124,9 +124,38 @@ def write_training_data(samples: Sequence[ChatSample], folder: Path, name: str) 
 
 
 def read_training_data(path: Path) -> list[ChatSample]:
+    """Chat samples from a JSONL of ``{"messages": [...], ...meta}`` lines (what :func:`write_training_data` writes).
+
+    Every line is checked here, so that a bad file fails with its line number before a model is loaded, not with a
+    traceback inside the trainer.
+    """
     from culturealign.runs.store import read_jsonl
 
-    return [ChatSample(r.pop("messages"), r) for r in read_jsonl(path)]
+    try:
+        rows = read_jsonl(Path(path))
+    except OSError as e:
+        raise UserError(f"cannot read training data {path}: {e.strerror or e}; pass a recipe's chat JSONL") from e
+    except UnicodeDecodeError as e:
+        raise UserError(f"training data {path} is not UTF-8 text ({e.reason}); re-save it as UTF-8") from e
+    samples = []
+    for n, row in enumerate(rows, 1):
+        messages = row.get("messages") if isinstance(row, dict) else None
+        ok = (
+            isinstance(messages, list)
+            and len(messages) >= 2
+            and all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in messages
+            )
+            and messages[-1]["role"] == "assistant"
+        )
+        if not ok:
+            raise UserError(
+                f'record {n} of {path} is not a training example: each line needs "messages", a list of at least '
+                "two {role, content} objects of text ending with the assistant's reply"
+            )
+        samples.append(ChatSample(messages, {k: v for k, v in row.items() if k != "messages"}))
+    return samples
 
 
 def train_lora(
@@ -188,6 +217,10 @@ def train_lora(
         info = {"world_size": world, "steps": trainer.state.global_step, "examples": len(samples), "base": model_path}
         (staging / "train_info.json").write_text(json.dumps(info, indent=2))
         (staging / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=2))
+        # the Trainer also saves its settings as training_args.bin, a pickle (torch.save): keep them as JSON only, so
+        # that an adapter folder holds nothing that runs code when loaded
+        (staging / "training_args.bin").unlink(missing_ok=True)
+        (staging / "training_args.json").write_text(trainer.args.to_json_string())
         shutil.rmtree(out, ignore_errors=True)
         os.replace(staging, out)
         shutil.rmtree(tmp_dir, ignore_errors=True)
