@@ -245,8 +245,9 @@ def run_cmd(
 
     try:
         recipe = (yaml.safe_load(config.read_text("utf-8")) or {}).get("recipe", config.stem)
-    except (OSError, yaml.YAMLError, AttributeError) as e:
-        raise UserError(f"cannot read recipe {config}: {e}") from e
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as e:
+        reason = " ".join(str(e).split())  # PyYAML's messages span lines: one line for the user
+        raise UserError(f"cannot read recipe {config}: {reason}; it must be a UTF-8 YAML mapping") from e
     overrides = list(ctx.args) + ([f"out={out}"] if out else [])
     if recipe == "culturespa":
         from culturealign.recipes.culturespa import run_culturespa as run_recipe

@@ -60,11 +60,7 @@ CASES: dict[str, tuple[list[str], str]] = {
         "--lora",
     ),
 }
-KNOWN_BUGS = {  # outside the files this suite may fix: see each reason
-    "bad YAML": "cli.run_cmd puts PyYAML's multi-line message into the UserError (fix: ' '.join(str(e).split()))",
-    "recipe in UTF-16": "cli.run_cmd does not catch UnicodeDecodeError when it reads the recipe",
-    "--lora not JSON": "train/__main__.py calls json.loads on --lora/--sft outside its UserError handling",
-}
+KNOWN_BUGS: dict[str, str] = {}  # cases that still fail, with the reason (strict xfail: drop the entry once fixed)
 
 
 def _files(tmp: Path) -> None:

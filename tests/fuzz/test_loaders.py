@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from culturealign.data.blend import load_blend
+from culturealign.data.blend import load_blend, resolve_regions
 from culturealign.data.culturax import REQUIRED as CULTURAX_COLUMNS
 from culturealign.data.culturax import load_culturax
 from culturealign.data.goqa import load_globalopinionqa
@@ -370,6 +370,17 @@ def test_blend_loads_every_answered_question_and_counts_the_unanswered(rows):
     assert [q.id for q in questions] == [str(i) for i in answered]
     assert [q.question for q in questions] == [rows[i][0] for i in answered]  # U+2028 and braces kept verbatim
     assert skipped["question without annotated answers"] == len(rows) - len(answered)
+
+
+@FUZZ
+@given(names=st.lists(nasty | st.sampled_from(["uk", " South Korea", "south_korea"]), max_size=3) | nasty)
+def test_blend_region_names_resolve_or_are_a_user_error(names):
+    with tempfile.TemporaryDirectory() as tmp:
+        for region in ("UK", "South_Korea"):
+            write(Path(tmp), f"{region}.jsonl", "")
+        result = outcome(lambda: resolve_regions(tmp, names))
+    if not isinstance(result, UserError):
+        assert set(result) <= {"UK", "South_Korea"}
 
 
 # --- CulturaX ----------------------------------------------------------------------------------------------------

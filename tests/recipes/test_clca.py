@@ -35,7 +35,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_clca_end_to_end_and_resumes(tmp_path, wvs_path):
     out = tmp_path / "run"
-    respondents = ROOT / "tests" / "fixtures" / "wvs_respondents_demo.csv"
+    respondents = ROOT / "tests" / "fixtures" / "wvs_respondents_recipe.csv"
     hofstede = wvs_path.parent / "hofstede"
     args = ["run", "recipes/clca.yaml", f"out={out}", f"survey={wvs_path}", f"hofstede={hofstede}"]
     args.append(f"respondents={respondents}")

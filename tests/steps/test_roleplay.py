@@ -186,3 +186,9 @@ def test_a_handful_of_scenarios_spans_domains_and_cultures_differ():
     deu, jpn = step._pick(0), step._pick(1)
     assert len({s["domain"] for s in deu}) == 4
     assert not {s["id"] for s in deu} & {s["id"] for s in jpn}
+
+
+def test_role_play_runs_with_progress_bars_off(monkeypatch):
+    monkeypatch.setenv("CULTUREALIGN_NO_PROGRESS", "1")
+    convs, stats, _ = run_play(["Action: speak\nContent: Hi.", "Action: leave\nContent: Bye."], max_turns=2)
+    assert convs[0].status == "left"

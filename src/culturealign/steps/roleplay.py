@@ -348,7 +348,8 @@ class RolePlay(Step):
                     pending = failed
                 for conv in pending:
                     conv.status = "malformed"
-                advance(len(convs))
+                if advance:  # None when progress bars are off
+                    advance(len(convs))
         statuses: Counter = Counter()
         for conv in convs:
             if conv.status == "running":

@@ -26,12 +26,20 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from pathlib import Path
 
+        settings = {}
+        for flag in ("lora", "sft"):
+            try:
+                settings[flag] = json.loads(getattr(args, flag))
+            except json.JSONDecodeError as e:
+                raise UserError(f"--{flag} is not JSON ({e.msg}): pass e.g. --{flag} '{{\"r\": 8}}'") from e
+            if not isinstance(settings[flag], dict):
+                raise UserError(f"--{flag} must be a JSON object of settings, e.g. --{flag} '{{\"r\": 8}}'")
         result = train_lora(
             resolve_model(args.model),
             read_training_data(Path(args.data)),
             args.out,
-            json.loads(args.lora),
-            json.loads(args.sft),
+            settings["lora"],
+            settings["sft"],
         )
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
