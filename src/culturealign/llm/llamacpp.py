@@ -4,7 +4,8 @@ llama.cpp runs the quantized weights as they are (no dequantizing to fp32), so i
 for speed. In-process, the model's full next-token distribution is at hand, so option codes are scored exactly
 over a token trie like the local engine (no top-k log-probs that can miss an option, so no fallback is needed),
 and a completion is scored from the log-probs of its own tokens. Chats are rendered with the GGUF's own chat
-template and tokenized once, so generation and scoring see the same tokens.
+template and tokenized once, so generation and scoring see the same tokens. The KV cache is float32 because that
+makes the logits of a prompt the same whatever part of it was reused from the previous call's cache.
 """
 
 from __future__ import annotations
@@ -76,12 +77,19 @@ class LlamaCppEngine(Engine):
         """The ``Llama`` object; ``logits_all`` keeps every position's logits, which completion scoring needs."""
         if self._llm is not None:
             return self._llm
-        from llama_cpp import Llama
+        from llama_cpp import GGML_TYPE_F32, Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        try:
+        try:  # a float32 KV cache: with the default float16 one, a prompt whose last token is evaluated alone (the
+            # rest reused from the previous call's cache) gets other logits (up to 0.8 nats) than one evaluated at once
             llm = Llama(
-                model_path=str(self._path), n_ctx=self.n_ctx, n_threads=self.n_threads, logits_all=True, verbose=False
+                model_path=str(self._path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                logits_all=True,
+                type_k=GGML_TYPE_F32,
+                type_v=GGML_TYPE_F32,
+                verbose=False,
             )
         except ValueError as e:  # llama-cpp-python reports an unreadable file as ValueError
             raise UserError(f"cannot load {self._path} with llama.cpp: {e}") from e

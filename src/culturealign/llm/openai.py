@@ -332,17 +332,19 @@ class OpenAIEngine(Engine):
                 "logprobs": 1,
             }
             body = await self._post(client, sem, payload, path="/completions")
-            lp = body["choices"][0].get("logprobs") or {}
-            offsets, values = lp.get("text_offset"), lp.get("token_logprobs")
-            if not offsets or not values:
+            choice = body["choices"][0]
+            lp = choice.get("logprobs") or {}
+            tokens, values = lp.get("tokens"), lp.get("token_logprobs")
+            if not tokens or not values or len(tokens) != len(values):
                 raise UserError(
                     f"server at {self.base_url} returned no prompt log-probabilities (echo + logprobs on "
                     "/v1/completions): use a server that does (vLLM, llama-cpp-python) or the local engine"
                 )
-            end = len(prefix) + len(completion)
-            return float(
-                sum(v for o, v in zip(offsets, values, strict=False) if v is not None and len(prefix) <= o < end)
-            )
+            text = choice.get("text") or ""
+            generated = (body.get("usage") or {}).get("completion_tokens")
+            if not isinstance(generated, int):  # no usage: tell the generated tail by its text
+                generated = _tail_tokens(tokens, len(text) - len(payload["prompt"]) if text else 0)
+            return _completion_logprob(tokens[: len(tokens) - generated], values, len(completion))
 
         return self._run_all(one, texts)
 
@@ -419,6 +421,26 @@ def _logprobs_usable(codes: Sequence[str]) -> bool:
     if not codes or not all(TOKEN_LIKE.fullmatch(c) for c in codes):
         return False
     return not any(a != b and b.startswith(a) for a in codes for b in codes)
+
+
+def _tail_tokens(tokens: Sequence[str | None], chars: int) -> int:
+    """How many tokens at the end of ``tokens`` spell the last ``chars`` characters."""
+    n = seen = 0
+    while n < len(tokens) and seen < chars:
+        n += 1
+        seen += len(tokens[-n] or "")
+    return n
+
+
+def _completion_logprob(prompt_tokens: Sequence[str | None], values: Sequence[float | None], chars: int) -> float:
+    """Sum of the log-probs of the echoed prompt's last tokens that spell its last ``chars`` characters.
+
+    Counted back from the end by the tokens' text, not by ``text_offset``: servers disagree on offsets (vLLM counts
+    the prompt as sent; llama-cpp-python leaves special tokens such as ``<|im_start|>`` out of them, so offsets
+    compared with the rendered prompt's length select nothing and every completion scored 0).
+    """
+    n = _tail_tokens(prompt_tokens, chars)
+    return float(sum(v for v in values[len(prompt_tokens) - n : len(prompt_tokens)] if v is not None))
 
 
 def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
