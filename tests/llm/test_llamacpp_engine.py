@@ -13,7 +13,7 @@ from culturealign.llm.cache import CallCache
 
 needs_llama_cpp = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None,
-    reason="llama-cpp-python is not installed (scripts/setup.sh builds it; needs a C/C++ compiler and cmake)",
+    reason="llama-cpp-python is not installed (CULTUREALIGN_WITH_LLAMACPP=1 bash scripts/setup.sh builds it)",
 )
 
 SURVEY = [
@@ -56,7 +56,7 @@ def test_build_engine_checks_model_and_adapter(tmp_path):
 @pytest.fixture(scope="module")
 def llama():
     if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python is not installed (scripts/setup.sh builds it)")
+        pytest.skip("llama-cpp-python is not installed (CULTUREALIGN_WITH_LLAMACPP=1 bash scripts/setup.sh builds it)")
     eng = build_engine("llamacpp", "smollm2")
     eng.load()
     yield eng
