@@ -58,7 +58,7 @@ def _normalize(counts: dict[str, float], question: SurveyQuestion, skipped: Coun
     return {c: valid.get(c, 0.0) / total for c in question.options}
 
 
-def _code(value: str) -> str:
+def answer_code(value: str) -> str:
     """Answer codes as strings without float noise: '3.0' -> '3'."""
     value = value.strip()
     try:
@@ -86,7 +86,7 @@ def load_questions(path: str | Path) -> dict[str, SurveyQuestion]:
                 id=str(row["id"]),
                 topic=str(row.get("topic", "")),
                 text=str(row["text"]),
-                options={_code(str(k)): str(v) for k, v in row["options"].items()},
+                options={answer_code(str(k)): str(v) for k, v in row["options"].items()},
                 scale=str(row.get("scale", "categorical")),
             )
             if len(q.options) < len(row["options"]):
@@ -143,7 +143,7 @@ def load_wvs_folder(path: str | Path) -> Survey:
                 if row["question"] not in questions:
                     skipped["row for a question not in questions.jsonl"] += 1
                     continue
-                country, code = row["country"].strip().upper(), _code(row["answer"])
+                country, code = row["country"].strip().upper(), answer_code(row["answer"])
                 if not country:
                     skipped["row without a country"] += 1
                     continue
@@ -220,7 +220,7 @@ def load_wvs_respondents(
                     if not value or value.startswith("-"):
                         skipped["missing answer code (negative)"] += 1
                         continue
-                    raw[country][qid][_code(value)] += weight
+                    raw[country][qid][answer_code(value)] += weight
     return Survey(questions, _finish(raw, questions, skipped), skipped, None, str(csv_path))
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from culturealign.cultures import Culture
-from culturealign.data.survey import Survey
+from culturealign.data.survey import Survey, answer_code
 from culturealign.errors import UserError
 from culturealign.llm.base import Engine
 from culturealign.progress import progress_bar
@@ -187,7 +187,7 @@ def respondent_indicators(
                 weight = float(row[weight_column]) if weight_column in columns else 1.0
             except ValueError:
                 weight = 1.0
-            answers = {k: {_code(row[k]): 1.0} for ind in asked for k in ind.items if (row[k] or "").strip()}
+            answers = {k: {answer_code(row[k]): 1.0} for ind in asked for k in ind.items if (row[k] or "").strip()}
             for ind in asked:
                 value = ind.score(answers)
                 if value is not None:
@@ -195,15 +195,6 @@ def respondent_indicators(
                     acc[0] += weight * value
                     acc[1] += weight
     return {c: {k: s / w for k, (s, w) in per.items() if w > 0} for c, per in sums.items()}
-
-
-def _code(value: str) -> str:
-    value = value.strip()
-    try:
-        f = float(value)
-    except ValueError:
-        return value
-    return str(int(f)) if f == int(f) else value
 
 
 @dataclass
