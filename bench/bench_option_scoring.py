@@ -8,9 +8,15 @@ It measures, in one run and one process (so the ratios are comparable on a share
 2. the forward-pass limit: a plain batched forward over slices of real prompt ids as long as the scorer's
    suffixes; the scorer's tokens/s over the plain forward's says how much of the machine the scorer uses;
 3. the paper scripts' way: sample a short reply per prompt and parse the leading option code with a regex;
-   the scorer's prompts/s over that says what scoring option probabilities costs (or saves) per prompt.
+   the scorer's prompts/s over that says what scoring option probabilities costs (or saves) per prompt;
+4. with ``--other-dtype bfloat16``: the same full survey in the other dtype, its time and the four metrics'
+   differences from the first (target: within 0.005);
+5. with ``--peer URL``: the strongest CPU peer, llama.cpp's ``llama-server`` (``bench/build_llama_server.sh``)
+   on the same GGUF file, scoring a seeded sample of the same prompts through the ``openai`` engine (first-token
+   top log-probs, sampling where an option is missing from them; counted): prompts/s and the ratio.
 
 Usage: python bench/bench_option_scoring.py [--survey ../shared/data/wvs7] [--cultures ALL|DEU,CHN] [--limit N]
+       [--other-dtype bfloat16] [--peer http://127.0.0.1:8080/v1 --peer-sample 256]
 """
 
 from __future__ import annotations
@@ -91,6 +97,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     ap.add_argument("--forward-batches", type=int, default=32, help="cap of the plain-forward sample (>= 8)")
     ap.add_argument("--gen-sample", type=int, default=48, help="prompts for the generate-and-parse baseline")
+    ap.add_argument("--other-dtype", default=None, choices=["float32", "bfloat16"], help="also score in this dtype")
+    ap.add_argument("--peer", default=None, help="a llama-server's /v1 URL serving the same GGUF file")
+    ap.add_argument("--peer-sample", type=int, default=256, help="prompts the peer scores (seeded sample)")
+    ap.add_argument("--peer-concurrency", type=int, default=8, help="concurrent requests to the peer")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -153,6 +163,55 @@ def main() -> None:
     )
     print(f"scorer / generate: {score_pps / gen_pps:.1f}x prompts/s")
 
+    other: dict[str, str] = {}
+    if args.other_dtype:
+        print(f"\n== 4. full survey again in {args.other_dtype}")
+        engine.unload()
+        second = LocalEngine(model="smollm2", dtype=args.other_dtype, cache=None, batch_size=args.batch_size)
+        second.load()
+        forward_limit(second, all_ids, [16] * 4, 32, 1)  # warm-up, untimed
+        t0 = time.perf_counter()
+        result2 = evaluate_wvs(second, survey, cultures, "aware", limit=args.limit, progress=False)
+        other_s = time.perf_counter() - t0
+        diffs = {
+            k: abs(result2.metrics["overall"][k] - v) for k, v in result.metrics["overall"].items() if k != "n_items"
+        }
+        worst = max(diffs[k] for k in ("culturespa", "one_minus_jsd", "accuracy", "wasserstein"))
+        print(f"{other_s:.1f} s ({len(result2.items) / other_s:.2f} prompts/s); metric differences {diffs}")
+        other = {
+            f"{args.other_dtype} scorer seconds": f"{other_s:.1f}",
+            f"{args.other_dtype} scorer prompts/s": f"{len(result2.items) / other_s:.2f}",
+            f"{args.other_dtype} / {args.dtype} seconds": f"{other_s / score_s:.2f}",
+            f"{args.other_dtype} vs {args.dtype}: largest difference of the four metrics (target <= 0.005)": (
+                f"{worst:.4f} ({'met' if worst <= 0.005 else 'missed'})"
+            ),
+        }
+        second.unload()
+
+    peer: dict[str, str] = {}
+    if args.peer:
+        from culturealign.llm.openai import OpenAIEngine
+
+        print(f"\n== 5. peer: llama-server at {args.peer}, {args.peer_sample} of the same prompts")
+        picked = random.Random(1).sample(jobs, min(args.peer_sample, len(jobs)))
+        server = OpenAIEngine(base_url=args.peer, model="smollm2", concurrency=args.peer_concurrency, cache=None)
+        server.score_options([picked[0][1]], [picked[0][0].codes])  # warm-up, untimed
+        server.option_methods.clear()
+        t0 = time.perf_counter()
+        server.score_options([m for _, m in picked], [q.codes for q, _ in picked])
+        peer_s = time.perf_counter() - t0
+        peer_pps = len(picked) / peer_s
+        ratio = score_pps / peer_pps
+        methods = dict(server.option_methods)
+        print(f"{len(picked)} prompts in {peer_s:.1f} s = {peer_pps:.2f} prompts/s; paths {methods}")
+        peer = {
+            "peer": f"llama-server (same GGUF), openai engine, concurrency {args.peer_concurrency}",
+            "peer prompts scored": len(picked),
+            "peer prompts/s": f"{peer_pps:.2f}",
+            "peer option paths": methods,
+            "scorer/peer prompts/s (target >= 2.5)": f"{ratio:.1f} ({verdict(ratio, 2.5)})",
+        }
+
     summary = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "cpu": cpu_model(),
@@ -178,6 +237,8 @@ def main() -> None:
         "scorer/generate prompts/s (target >= 3)": f"{score_pps / gen_pps:.1f} ({verdict(score_pps / gen_pps, 3)})",
         "generated replies failing to parse": f"{failed}/{len(sample)}",
         **{f"WVS aware {k} (overall)": f"{v:.3f}" for k, v in result.metrics["overall"].items() if k != "n_items"},
+        **other,
+        **peer,
     }
     print("\n== summary")
     print("\n".join(f"{k}: {v}" for k, v in summary.items()))

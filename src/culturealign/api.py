@@ -173,6 +173,11 @@ def write_cost(run_dir: Path, engine: Engine, seconds: float) -> None:
     cost: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     for k, v in {"wall_seconds": round(seconds, 2), **asdict(engine.stats)}.items():
         cost[k] = cost.get(k, 0) + v
+    methods = getattr(engine, "option_methods", None)  # a server's option scores: from log-probs or by sampling
+    if methods:
+        merged = cost.setdefault("option_methods", {})
+        for method, n in methods.items():
+            merged[method] = merged.get(method, 0) + n
     write_json(path, cost)
 
 

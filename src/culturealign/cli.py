@@ -35,7 +35,13 @@ def _main(
 Model = Annotated[
     str, typer.Option(help="Model: 'smollm2', a folder, a .gguf file, a hub id, or a server's model name.")
 ]
-Engine = Annotated[str, typer.Option(help="Engine: local (in process) or openai (an OpenAI-compatible server).")]
+Engine = Annotated[
+    str,
+    typer.Option(
+        help="Engine: local (transformers, in process), openai (an OpenAI-compatible server) or llamacpp "
+        "(a .gguf file in process; the llamacpp extra)."
+    ),
+]
 BaseUrl = Annotated[str | None, typer.Option(help="Server URL for --engine openai, e.g. http://localhost:8000/v1.")]
 
 

@@ -397,12 +397,6 @@ def test_blend_prompt_holds_user_text_once_formatted(guarded, text, tmp_path_fac
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="LocalEngine.render tokenizes the rendered chat text, so chat tokens typed by a user become real ones "
-    "(fix in llm/local.py: tokenize message contents with split_special_tokens=True, the template's own markup "
-    "without); servers that tokenize the rendered text may share it",
-)
 def test_chat_special_tokens_in_user_text_stay_text(engine):
     """User text must not open a new turn: it yields no more control tokens than harmless text does."""
     special = set(engine.load()[1].all_special_ids)

@@ -58,3 +58,27 @@ def test_an_engine_without_completion_scoring_says_what_to_do():
 
     with pytest.raises(UserError, match="cannot score completions"):
         NoScores().score_completions([[{"role": "user", "content": "x"}]], ["y"])
+
+
+def test_a_damaged_cache_file_is_a_one_line_user_error(tmp_path):
+    import pytest
+
+    from culturealign.errors import UserError
+
+    path = tmp_path / "cache.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(UserError, match=r"cannot open the LLM call cache .*cache\.sqlite: file is not a database"):
+        CallCache(path)
+
+
+def test_a_cache_that_cannot_be_written_is_a_user_error(tmp_path):
+    import pytest
+
+    from culturealign.errors import UserError
+
+    cache = CallCache(tmp_path / "c.sqlite")
+    cache.put_many({"k": 1})
+    cache._db.execute("PRAGMA query_only=ON")  # every write now fails inside SQLite, as on a read-only disk
+    with pytest.raises(UserError, match="cannot write to the LLM call cache"):
+        cache.put_many({"k2": 2})
+    assert cache.get_many(["k", "k2"]) == {"k": 1}

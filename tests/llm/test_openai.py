@@ -355,3 +355,36 @@ def test_completion_scoring_needs_a_template_and_prompt_logprobs(monkeypatch):
     monkeypatch.setattr(OpenAIEngine, "_render_text", lambda self, messages: "USER: hi ASSISTANT: ")
     with pytest.raises(UserError, match="no prompt log-probabilities"):
         eng.score_completions([PROMPT], ["x"])
+
+
+@pytest.mark.parametrize("kind", ["generate", "options"])
+def test_each_finished_request_is_cached_before_its_chunk_ends(tmp_path, kind):
+    """A chunk that dies on its last request keeps the answers already returned: a rerun asks only for that one."""
+
+    def reply(payload: dict, n: int) -> httpx.Response:
+        if payload["messages"][0]["content"] == "q9" and not healthy:
+            return httpx.Response(401, json={"error": "no"})
+        if kind == "options":
+            return completion(["1"], logprobs=[{"token": "1", "logprob": -0.1}, {"token": "2", "logprob": -2.4}])
+        return completion([payload["messages"][0]["content"].upper()])
+
+    def call(eng: OpenAIEngine):
+        prompts = [[{"role": "user", "content": f"q{k}"}] for k in range(10)]
+        if kind == "options":
+            return eng.score_options(prompts, [["1", "2"]] * 10)
+        return eng.generate(prompts)
+
+    healthy = False
+    server = FakeServer(reply)
+    cache = CallCache(tmp_path / "calls.sqlite")
+    with pytest.raises(UserError):
+        call(engine(server, cache=cache, concurrency=1, batch_size=10, chunk_size=10))
+    assert len(cache) == 9  # one chunk of 10: the 9 that returned are committed
+
+    healthy = True
+    server2 = FakeServer(reply)
+    out = call(engine(server2, cache=cache, concurrency=1, batch_size=10, chunk_size=10))
+    assert [p["messages"][0]["content"] for p in server2.payloads] == ["q9"]
+    assert len(out) == 10 and len(cache) == 10
+    if kind == "options":
+        assert {s.method for s in out} == {"logprobs"} and out[0].probs == out[9].probs

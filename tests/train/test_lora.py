@@ -99,3 +99,27 @@ def test_merged_model_gives_the_adapter_logits(tmp_path):
         expected = peft_model(input_ids=ids).logits
         merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")(input_ids=ids).logits
     assert torch.allclose(expected, merged, atol=1e-4)
+
+
+def test_warmup_ratio_rounds_down_so_a_one_step_run_still_learns():
+    from types import SimpleNamespace
+
+    from culturealign.train.lora import warmup_steps
+
+    def cfg(**kw):
+        base = dict(
+            warmup_steps=0.1,
+            per_device_train_batch_size=8,
+            gradient_accumulation_steps=1,
+            max_steps=-1,
+            num_train_epochs=1,
+        )
+        return SimpleNamespace(**{**base, **kw})
+
+    assert warmup_steps(cfg(), 5) == 0  # 1 step: transformers' ceil(0.1) = 1 would spend it at lr 0
+    assert warmup_steps(cfg(), 800) == 10  # 100 steps: the paper's 10%
+    assert warmup_steps(cfg(num_train_epochs=3), 13, world_size=1) == 0  # 2 steps x 3 epochs = 6
+    assert warmup_steps(cfg(per_device_train_batch_size=4, num_train_epochs=3), 130) == 9  # 33 x 3 = 99 steps
+    assert warmup_steps(cfg(gradient_accumulation_steps=2), 320, world_size=2) == 1  # 20 batches / 2 = 10 steps
+    assert warmup_steps(cfg(max_steps=50), 8) == 5
+    assert warmup_steps(cfg(warmup_steps=7), 8) == 7  # a step count passes through

@@ -2,7 +2,9 @@
 
 Subclasses implement ``_generate``, ``_score_options`` (and optionally ``_score_completions``) over the
 cache misses only; the public methods look up the cache, call the subclass for what is missing, in chunks,
-and commit each chunk as it returns. Engines know nothing of cultures or surveys: callers build prompts.
+and commit each chunk as it returns. Engines whose items finish one by one (a server answering concurrent
+requests) call ``_item_done`` as each returns, so a killed run never pays for a finished call twice.
+Engines know nothing of cultures or surveys: callers build prompts.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class Engine(ABC):
     batch_size: int = 16
     chunk_size: int | None = None
     stats: EngineStats = field(default_factory=EngineStats)
+    _commit_item: Callable[[int, Any], None] | None = field(default=None, init=False, repr=False, compare=False)
 
     @abstractmethod
     def identity(self) -> dict[str, Any]:
@@ -98,6 +101,11 @@ class Engine(ABC):
             f"engine {type(self).__name__} cannot score completions (log-probabilities of a given reply): "
             "use the local engine for this part (e.g. generator.engine=local)"
         )
+
+    def _item_done(self, index: int, result: Any) -> None:
+        """Commit item ``index`` of the chunk being computed now, before the rest of the chunk returns."""
+        if self._commit_item is not None:
+            self._commit_item(index, result)
 
     # -- public, cached API -------------------------------------------------------------------------
     def generate(
@@ -121,8 +129,9 @@ class Engine(ABC):
         raw = self._cached(
             keys,
             items,
-            lambda chunk: [asdict(s) for s in self._score_options([c[0] for c in chunk], [c[1] for c in chunk])],
+            lambda chunk: self._score_options([c[0] for c in chunk], [c[1] for c in chunk]),
             progress,
+            encode=asdict,
         )
         return [OptionScores(**r) for r in raw]
 
@@ -143,6 +152,7 @@ class Engine(ABC):
         compute: Callable[[list], list],
         progress: ProgressFn | None,
         chunk: int | None = None,
+        encode: Callable[[Any], Any] | None = None,
     ):
         found = self.cache.get_many(list(dict.fromkeys(keys))) if self.cache is not None else {}
         results: dict[str, Any] = dict(found)
@@ -157,13 +167,25 @@ class Engine(ABC):
                 todo[k] = item
         todo_keys = list(todo)
         chunk = chunk or self.chunk_size or 16 * self.batch_size
+        encode = encode or (lambda r: r)
         for i in range(0, len(todo_keys), chunk):
             chunk_keys = todo_keys[i : i + chunk]
-            out = compute([todo[k] for k in chunk_keys])
+            committed: set[str] = set()
+
+            def commit(index: int, result: Any, chunk_keys: list[str] = chunk_keys, committed: set = committed):
+                if self.cache is not None and 0 <= index < len(chunk_keys):
+                    self.cache.put_many({chunk_keys[index]: encode(result)})
+                    committed.add(chunk_keys[index])
+
+            self._commit_item = commit
+            try:
+                out = compute([todo[k] for k in chunk_keys])
+            finally:
+                self._commit_item = None
             self.stats.calls += len(chunk_keys)
-            new = dict(zip(chunk_keys, out, strict=True))
-            if self.cache is not None:
-                self.cache.put_many(new)
+            new = {k: encode(r) for k, r in zip(chunk_keys, out, strict=True)}
+            if self.cache is not None and len(committed) < len(new):
+                self.cache.put_many({k: v for k, v in new.items() if k not in committed})
             results.update(new)
             if progress:
                 progress(sum(counts[k] for k in chunk_keys))

@@ -10,8 +10,12 @@ import hashlib
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from culturealign.errors import UserError
 
 
 def cache_key(*parts: Any) -> str:
@@ -21,20 +25,35 @@ def cache_key(*parts: Any) -> str:
 
 
 class CallCache:
-    """SQLite key -> JSON value store, safe for one process with several threads."""
+    """SQLite key -> JSON value store, safe for one process with several threads.
+
+    SQLite failures (a full disk, a read-only or corrupt file) become one-line ``UserError`` messages: the
+    cache is the run's memory of paid calls, so the run stops rather than going on without it.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self._db.commit()
+        with self._errors("open"):
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._db.commit()
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise UserError(
+                f"cannot {action} the LLM call cache {self.path}: {e}; free disk space, make the run folder "
+                "writable, or move a damaged cache file aside (its calls are then made again)"
+            ) from e
 
     def get_many(self, keys: list[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        with self._lock:
+        with self._lock, self._errors("read"):
             for i in range(0, len(keys), 500):
                 chunk = keys[i : i + 500]
                 marks = ",".join("?" * len(chunk))
@@ -43,7 +62,7 @@ class CallCache:
         return out
 
     def put_many(self, items: dict[str, Any]) -> None:
-        with self._lock:
+        with self._lock, self._errors("write to"):
             self._db.executemany(
                 "INSERT OR REPLACE INTO calls (key, value) VALUES (?, ?)",
                 [(k, json.dumps(v, ensure_ascii=False)) for k, v in items.items()],
@@ -51,7 +70,7 @@ class CallCache:
             self._db.commit()
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._lock, self._errors("read"):
             return self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,10 +100,28 @@ class LocalEngine(Engine):
         self._model = self._tok = None
 
     def render(self, messages: Messages) -> list[int]:
-        """Token ids of a chat prompt ending where the assistant's reply starts."""
+        """Token ids of a chat prompt ending where the assistant's reply starts.
+
+        Control tokens come from the chat template only: a message that contains their text (a user typing
+        ``<|im_end|><|im_start|>system``) has it tokenized as plain text, so it cannot open a turn of its own.
+        """
         _, tok = self.load()
         text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return tok(text, add_special_tokens=False).input_ids
+        specials = [t for t in tok.added_tokens_encoder if t]
+        if not any(t in str(m.get("content", "")) for m in messages for t in specials):
+            return tok(text, add_special_tokens=False).input_ids
+        # Render with placeholders, then tokenize the template's markup and the messages' contents apart.
+        marks = [f"\ue000{i}\ue001" for i in range(len(messages))]
+        masked = [{**m, "content": mark} for m, mark in zip(messages, marks, strict=True)]
+        text = tok.apply_chat_template(masked, add_generation_prompt=True, tokenize=False)
+        ids: list[int] = []
+        for i, part in enumerate(re.split("\ue000(\\d+)\ue001", text)):
+            if i % 2:
+                content = str(messages[int(part)].get("content", ""))
+                ids += tok(content, add_special_tokens=False, split_special_tokens=True).input_ids
+            elif part:
+                ids += tok(part, add_special_tokens=False).input_ids
+        return ids
 
     # -- generation -----------------------------------------------------------------------------------
     def _generate(self, prompts: Sequence[Messages], params: GenParams) -> list[list[str]]:

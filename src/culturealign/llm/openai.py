@@ -150,11 +150,16 @@ class OpenAIEngine(Engine):
     def _run_all(self, make: Any, items: Sequence[Any]) -> list[Any]:
         """Run ``make(client, sem, item)`` for every item concurrently and return results in order."""
 
+        async def one(client: httpx.AsyncClient, sem: asyncio.Semaphore, index: int, item: Any) -> Any:
+            result = await make(client, sem, item)
+            self._item_done(index, result)  # committed now: a kill before the others return does not lose it
+            return result
+
         async def main() -> list[Any]:
             sem = asyncio.Semaphore(self.concurrency)
             async with self._client() as client:
                 async with asyncio.TaskGroup() as tg:
-                    tasks = [tg.create_task(make(client, sem, item)) for item in items]
+                    tasks = [tg.create_task(one(client, sem, i, item)) for i, item in enumerate(items)]
             return [t.result() for t in tasks]
 
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -186,6 +187,7 @@ def train_lora(
         if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             device["ddp_backend"] = "gloo"
         sft_cfg = SFTConfig(output_dir=str(tmp_dir), **{**SFT_DEFAULTS, **device, **(sft or {})})
+        sft_cfg.warmup_steps = warmup_steps(sft_cfg, len(samples), int(os.environ.get("WORLD_SIZE", "1")))
     except TypeError as e:
         raise UserError(f"bad training setting: {e}; see PEFT LoraConfig / TRL SFTConfig") from e
     tok = AutoTokenizer.from_pretrained(model_path)
@@ -225,6 +227,24 @@ def train_lora(
         os.replace(staging, out)
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return TrainResult(out, losses, trainer.state.global_step, world, len(samples))
+
+
+def warmup_steps(cfg: Any, n_examples: int, world_size: int = 1) -> float:
+    """Warm-up steps with a ratio rounded down, not up as transformers does.
+
+    transformers turns a ratio into ``ceil(ratio * total)`` steps, so a run of one or a few optimizer steps (the
+    small datasets of a CPU demo) spends its first, or only, step at learning rate 0 and the adapter equals the
+    base model. Rounding down keeps the paper's 10% on real runs and gives tiny runs no warm-up.
+    """
+    ratio = cfg.warmup_steps
+    if not 0 < ratio < 1:
+        return ratio
+    per_epoch = math.ceil(
+        math.ceil(n_examples / (cfg.per_device_train_batch_size * world_size))
+        / max(1, cfg.gradient_accumulation_steps)
+    )
+    total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(per_epoch * cfg.num_train_epochs)
+    return int(ratio * total)
 
 
 def qlora_available() -> bool:
