@@ -19,7 +19,8 @@ from culturealign.errors import UserError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Culturally align LLMs end to end.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a model (WVS alignment).")
 app.add_typer(eval_app, name="eval")
-console = Console()
+# Tables printed to a file or a pipe (logs, CI) keep their columns: rich would squeeze them to 80 characters.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 _state = {"debug": False}
 
 
