@@ -107,6 +107,20 @@ def test_server_ignoring_n_is_asked_again():
     assert len({p["seed"] for p in server.payloads}) == 4  # a seeded server would otherwise repeat itself
 
 
+def test_many_samples_are_asked_at_most_max_n_at_a_time():
+    """llama-server answers HTTP 400 to n > 8: the sampling fallback's 20 samples go out as 8 + 8 + 4."""
+
+    def reply(payload: dict, i: int) -> httpx.Response:
+        if payload.get("n", 1) > 8:
+            return httpx.Response(400, json={"error": {"message": "Field 'n': Value must be between 1 <= value <= 8"}})
+        return completion([str(1 + k % 2) for k in range(payload.get("n", 1))])  # no log-probs: sample
+
+    server = FakeServer(reply)
+    [scores] = engine(server).score_options([PROMPT], [["1", "2", "3"]])
+    assert [p["n"] for p in server.payloads if p.get("n", 1) > 1] == [8, 8, 4]
+    assert scores.method == "sampling" and scores.probs == {"1": 0.5, "2": 0.5, "3": 0.0}
+
+
 @pytest.mark.parametrize("status", [429, 500, 503])
 def test_overload_and_server_errors_are_retried(status):
     def reply(payload, i):
@@ -215,7 +229,7 @@ def test_missing_option_in_top_logprobs_falls_back_to_sampling():
     top = [{"token": "1", "logprob": math.log(0.7)}, {"token": "2", "logprob": math.log(0.3)}]
     answers = ["1", "(1)", "1.", "2", "3 - agree", "**2**", "Three", "1", "10", "x"]
     server = sampling_server(top, answers)
-    [scores] = engine(server, samples_fallback=10).score_options([PROMPT], [["1", "2", "3"]])
+    [scores] = engine(server, samples_fallback=10, max_n=10).score_options([PROMPT], [["1", "2", "3"]])
     assert scores.method == "sampling"
     assert scores.probs == pytest.approx({"1": 4 / 7, "2": 2 / 7, "3": 1 / 7})
     assert scores.mass == pytest.approx(0.7)

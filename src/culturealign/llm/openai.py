@@ -115,6 +115,7 @@ class OpenAIEngine(Engine):
     backoff: float = 1.0
     top_logprobs: int = 20
     samples_fallback: int = 20
+    max_n: int = 8  # completions asked per request: llama-server refuses n > 8 (HTTP 400); more are asked in turn
     chat_template_from: str | None = None  # a tokenizer (folder, hub id, 'smollm2') to render chats for /completions
     transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False, compare=False)
     # how many scored items each path took (logprobs / sampling): top-k log-probs miss an option on many prompts
@@ -128,6 +129,8 @@ class OpenAIEngine(Engine):
             raise ValueError("concurrency must be >= 1")
         if self.max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+        if self.max_n < 1:
+            raise ValueError("max_n must be >= 1")
 
     def identity(self) -> dict[str, Any]:
         return {"engine": "openai", "base_url": self.base_url, "model": self.model}
@@ -280,7 +283,7 @@ class OpenAIEngine(Engine):
                 "temperature": temperature,
                 "top_p": top_p,
                 "max_tokens": max_tokens,
-                "n": n - len(out),
+                "n": min(n - len(out), self.max_n),
                 "seed": seed + round_,
             }
             body = await self._post(client, sem, payload)
