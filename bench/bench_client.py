@@ -164,8 +164,9 @@ def main() -> None:
                 continue
             score_items, score_kw = by_item(rec.sent), kw
             summary["scoring engine settings"] = kw or "defaults"
+            summary["scoring prompts (distinct, computed once each)"] = f"{len(s_prompts)} ({len(score_items)})"
             summary["scoring: items by method"] = dict(warm.option_methods)
-            summary["scoring: requests per item"] = f"{len(rec.sent) / len(s_prompts):.2f}"
+            summary["scoring: requests per distinct prompt"] = f"{len(rec.sent) / len(score_items):.2f}"
             print(f"{label}: engine sent {len(rec.sent)} requests for {len(s_prompts)} prompts; "
                   f"methods {dict(warm.option_methods)}")  # fmt: skip
             break
@@ -208,7 +209,7 @@ def main() -> None:
     toks = {k: v[0][2] for k, v in results.items()}
     for k in cases:
         rate = f"{toks[k] / med[k]:.1f} tok/s, " if k.startswith("gen") else ""
-        reqs = len(prompts) if k.startswith("gen") else len(s_prompts)
+        reqs = len(prompts) if k.startswith("gen") else len(score_items)  # distinct prompts (the engine dedups)
         summary[f"{k} (s)"] = f"{med[k]:.2f} ({rate}{reqs / med[k]:.1f} prompts/s, client CPU {cpu[k]:.2f} s)"
     summary["same completion tokens engine vs bare (gen)"] = (
         toks[f"gen engine c{conc} batch 16"] == toks[f"gen bare c{conc}"]
