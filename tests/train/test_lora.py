@@ -127,3 +127,39 @@ def test_warmup_ratio_rounds_down_so_a_one_step_run_still_learns():
     assert warmup_steps(cfg(gradient_accumulation_steps=2), 320, world_size=2) == 1  # 20 batches / 2 = 10 steps
     assert warmup_steps(cfg(max_steps=50), 8) == 5
     assert warmup_steps(cfg(warmup_steps=7), 8) == 7  # a step count passes through
+
+
+def test_cpu_loss_path_equals_trl_fused_loss(tmp_path):
+    """The CPU trainer's plain cross-entropy gives TRL's fused-head loss, entropy and accuracy on the same batch."""
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from culturealign.train.lora import LORA_DEFAULTS, _trainer_class, to_dataset
+
+    path = resolve_model("smollm2")
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", per_device_train_batch_size=4)
+    trainer = _trainer_class(SFTTrainer)(
+        model=model,
+        args=args,
+        train_dataset=to_dataset(_samples(4), tok),
+        processing_class=tok,
+        peft_config=LoraConfig(**LORA_DEFAULTS),
+    )
+    assert trainer._plain_loss()
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    n_items = int((batch["labels"][:, 1:] != -100).sum())
+    assert n_items > 0
+    results = {}
+    for name, fn in [("plain", trainer.compute_loss), ("fused", super(type(trainer), trainer).compute_loss)]:
+        trainer._metrics["train"].clear()
+        with torch.no_grad():
+            loss = fn(trainer.model, dict(batch), num_items_in_batch=n_items)
+        m = trainer._metrics["train"]
+        results[name] = (float(loss), m["entropy"][-1], m["mean_token_accuracy"][-1])
+    (pl, pe, pa), (fl, fe, fa) = results["plain"], results["fused"]
+    assert pl == pytest.approx(fl, rel=1e-4) and pl > 0
+    assert pe == pytest.approx(fe, rel=1e-3) and pe > 0
+    assert pa == pytest.approx(fa, abs=1e-6)
