@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from culturealign.llm.local import LocalEngine
@@ -35,8 +36,34 @@ def mc_messages(item: dict) -> Messages:
     return [{"role": "user", "content": f"{item['question']}\n{options}\n{MC_INSTRUCTION}"}]
 
 
-def general_check(base: LocalEngine, tuned: LocalEngine, limit: int | None = None) -> dict[str, Any]:
-    """Mean next-token KL(base || tuned) on generic prompts, and multiple-choice agreement and accuracies."""
+def general_check(
+    base: LocalEngine, tuned: LocalEngine, limit: int | None = None, out: str | Path | None = None
+) -> dict[str, Any]:
+    """Mean next-token KL(base || tuned) on generic prompts, and multiple-choice agreement and accuracies.
+
+    With ``out`` (a folder) the result is written to ``out/metrics.json`` with what it was computed from (both
+    engines' identities, the adapter's file time included, and ``limit``), and read back instead of recomputed
+    when those match: the KL needs whole next-token distributions, which the call cache does not hold, and a
+    rerun of a finished recipe must not load and run both models again.
+    """
+    from culturealign.runs import write_json
+
+    inputs = {"base": base.identity(), "tuned": tuned.identity(), "limit": limit}
+    path = Path(out) / "metrics.json" if out is not None else None
+    if path is not None and path.exists():
+        try:
+            previous = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            previous = {}
+        if isinstance(previous, dict) and previous.pop("inputs", None) == json.loads(json.dumps(inputs)):
+            return previous
+    result = _general_check(base, tuned, limit)
+    if path is not None:
+        write_json(path, {**result, "inputs": inputs})
+    return result
+
+
+def _general_check(base: LocalEngine, tuned: LocalEngine, limit: int | None) -> dict[str, Any]:
     import torch
 
     prompts = general_prompts()[:limit]

@@ -123,8 +123,7 @@ def tune_and_compare(
             batch_size=st["batch_size"],
             adapter=str(next(iter(adapters.values()))),
         )
-        comparison["general"] = general_check(base, tuned, cfg["eval"]["general_limit"])
-        write_json(run.eval_dir("general") / "metrics.json", comparison["general"])
+        comparison["general"] = general_check(base, tuned, cfg["eval"]["general_limit"], run.eval_dir("general"))
     write_json(run.path / "eval" / "comparison.json", comparison)
     record_cost(run, engines)
     return comparison
