@@ -60,7 +60,7 @@ def eval_wvs_cmd(
     out: Annotated[Path | None, typer.Option(help="Run folder (default runs/eval-wvs-<time>).")] = None,
     engine: Engine = "local",
     base_url: BaseUrl = None,
-    dtype: Annotated[str, typer.Option(help="float32, bfloat16 or int8 (local engine).")] = "float32",
+    dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (local engine).")] = "float32",
     batch_size: int = 16,
     icl: Annotated[int, typer.Option(help="Self-alignment: show K answered questions of the culture first.")] = 0,
 ) -> None:

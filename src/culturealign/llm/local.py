@@ -45,15 +45,7 @@ class _Row:
 
 @dataclass
 class LocalEngine(Engine):
-    """A transformers model in this process.
-
-    ``dtype``: ``float32`` (the default: exact on any CPU), ``bfloat16`` (fast where the CPU has native bf16, on
-    GPUs), or ``int8`` (CPU only): float32 weights, smoothed and then run as dynamic int8 linear layers
-    (:mod:`culturealign.llm.quantize`), about 2x faster decoding than ``float32`` on an AVX2 CPU
-    (bench/bench_generation.py). Like any quantized engine (llama.cpp's Q4/Q8 kernels too) its log-probs differ a
-    little from float32 and greedy text drifts apart after a while, so compare runs made with one dtype. An
-    adapter is merged into the weights before quantizing.
-    """
+    """A transformers model in this process. ``dtype`` is ``float32`` (safe default on CPU) or ``bfloat16``."""
 
     model: str = "smollm2"
     adapter: str | None = None
@@ -63,10 +55,8 @@ class LocalEngine(Engine):
     _tok: Any = field(default=None, repr=False)
 
     def __post_init__(self):
-        if self.dtype not in ("float32", "bfloat16", "float16", "int8"):
-            raise UserError(f"unknown dtype {self.dtype!r}: use float32, bfloat16 or int8")
-        if self.dtype == "int8" and self.device not in (None, "cpu"):
-            raise UserError(f"dtype int8 runs on CPU only, not on {self.device!r}: use bfloat16 on a GPU")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise UserError(f"unknown dtype {self.dtype!r}: use float32 or bfloat16")
         if self.adapter and not Path(self.adapter).expanduser().exists():
             raise UserError(
                 f"adapter not found: {self.adapter}; pass the folder a training run saved (adapter_config.json)"
@@ -90,8 +80,7 @@ class LocalEngine(Engine):
 
         try:
             tok = AutoTokenizer.from_pretrained(self._path)
-            weights = torch.float32 if self.dtype == "int8" else getattr(torch, self.dtype)
-            model = AutoModelForCausalLM.from_pretrained(self._path, dtype=weights)
+            model = AutoModelForCausalLM.from_pretrained(self._path, dtype=getattr(torch, self.dtype))
         except OSError as e:
             raise UserError(f"cannot load model {self.model!r}: {str(e).splitlines()[0]}") from e
         if self.adapter:
@@ -101,10 +90,6 @@ class LocalEngine(Engine):
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
         model.eval()
-        if self.dtype == "int8":
-            from culturealign.llm.quantize import quantize_int8
-
-            model = quantize_int8(model.merge_and_unload() if self.adapter else model, tok)
         if self.device:
             model.to(self.device)
         self._model, self._tok = model, tok
