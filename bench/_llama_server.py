@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import shutil
@@ -13,6 +14,15 @@ from pathlib import Path
 import httpx
 
 DEFAULT_BINARY = "/tmp/llama-server"
+
+
+def add_server_args(ap: argparse.ArgumentParser, parallel: int, concurrency: int) -> None:
+    """The llama-server options every benchmark against it takes (defaults differ per benchmark)."""
+    ap.add_argument("--parallel", type=int, default=parallel, help="llama-server -np (slots)")
+    ap.add_argument("--concurrency", type=int, default=concurrency, help="concurrent requests to llama-server")
+    ap.add_argument("--ctx-per-slot", type=int, default=1024)
+    ap.add_argument("--threads", type=int, default=None, help="torch and llama-server threads (default: all cores)")
+    ap.add_argument("--server-bin", default=None, help="llama-server binary (default: $LLAMA_SERVER, PATH, /tmp)")
 
 
 def find_binary(given: str | None) -> str:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 import httpx
 from _common import cpu_model  # noqa: E402  (bench/ is on sys.path when run as a script)
-from _llama_server import LlamaServer, find_binary, smollm2_gguf
+from _llama_server import LlamaServer, add_server_args, find_binary, smollm2_gguf
 from _prompts import chat_prompts, survey_prompts
 
 from culturealign.llm import make_engine
@@ -98,12 +98,8 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--score-prompts", type=int, default=64, help="option-scoring prompts (0: skip scoring)")
-    ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--parallel", type=int, default=8, help="llama-server -np (slots)")
-    ap.add_argument("--ctx-per-slot", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None, help="llama-server --threads (default: all cores)")
-    ap.add_argument("--server-bin", default=None, help="llama-server binary (default: $LLAMA_SERVER, PATH, /tmp)")
+    add_server_args(ap, parallel=8, concurrency=8)
     ap.add_argument("--smoke", action="store_true", help="seconds-long check: 6 prompts, 4 tokens, 1 repeat")
     args = ap.parse_args()
     if args.smoke:

@@ -28,11 +28,12 @@ import time
 import httpx
 import torch
 from _common import cpu_model  # noqa: E402  (bench/ is on sys.path when run as a script)
-from _llama_server import LlamaServer, find_binary, smollm2_gguf
+from _llama_server import LlamaServer, add_server_args, find_binary, smollm2_gguf
 from _prompts import chat_prompts
 
 from culturealign.llm import make_engine
 from culturealign.llm.base import GenParams
+from culturealign.llm.local import growing_cache
 
 
 def ratio(a: float, b: float) -> str:
@@ -41,7 +42,8 @@ def ratio(a: float, b: float) -> str:
 
 # -- local engine ------------------------------------------------------------------------------------------
 def local_forced(engine, prompts, batch: int, new: int, static: bool = False) -> tuple[int, float, list[list[int]]]:
-    """HF generate the way LocalEngine._generate calls it, with min_new_tokens=new: (tokens, seconds, new ids)."""
+    """HF generate the way LocalEngine._generate calls it (its growing KV cache unless ``static``), with
+    min_new_tokens=new: (tokens, seconds, new ids)."""
     model, tok = engine.load()
     pad = tok.pad_token_id
     kwargs = {"do_sample": False, "max_new_tokens": new, "min_new_tokens": new, "pad_token_id": pad}
@@ -54,8 +56,9 @@ def local_forced(engine, prompts, batch: int, new: int, static: bool = False) ->
         width = max(map(len, ids))
         input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+        cache = {} if static else {"past_key_values": growing_cache(model.config)}
         with torch.inference_mode():
-            out = model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
+            out = model.generate(input_ids=input_ids, attention_mask=mask, **kwargs, **cache)
         gen = out[:, width:]
         tokens += int(gen.numel())
         outs += gen.tolist()
@@ -129,11 +132,7 @@ def main() -> None:
                     help="probe: one smallest-batch forced run (short); full: every batch size; off")  # fmt: skip
     ap.add_argument("--static", action=argparse.BooleanOptionalAction, default=True,
                     help="also time cache_implementation='static' at the best fp32 batch size")  # fmt: skip
-    ap.add_argument("--parallel", type=int, default=32, help="llama-server -np (slots)")
-    ap.add_argument("--concurrency", type=int, default=32, help="concurrent requests to llama-server")
-    ap.add_argument("--ctx-per-slot", type=int, default=1024)
-    ap.add_argument("--threads", type=int, default=None, help="torch and llama-server threads (default: all)")
-    ap.add_argument("--server-bin", default=None, help="llama-server binary (default: $LLAMA_SERVER, PATH, /tmp)")
+    add_server_args(ap, parallel=32, concurrency=32)
     ap.add_argument("--smoke", action="store_true", help="seconds-long check: 4 prompts, 8 tokens, batch 2,4")
     args = ap.parse_args()
     if args.smoke:

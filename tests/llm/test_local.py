@@ -95,3 +95,58 @@ def test_second_run_makes_no_model_call(engine, tmp_path):
 def test_completion_logprob_is_sum_over_tokens(engine):
     (lp_short, lp_long) = engine.score_completions([_msgs(SYSTEMS[0], "Say yes.")] * 2, ["Yes", "Yes, of course"])
     assert lp_short < 0 and lp_long < lp_short
+
+
+def test_growing_cache_generates_what_the_dynamic_cache_does(engine):
+    """The engine's buffer-backed KV cache changes nothing: greedy and seeded sampled outputs equal plain generate."""
+    from transformers import DynamicCache
+
+    from culturealign.llm.local import growing_cache
+
+    model, tok = engine.load()
+    prompts = [_msgs(SYSTEMS[i % 2], q) for i, (q, _) in enumerate(QUESTIONS)]
+    ids = [engine.render(p) for p in prompts]
+    width, pad = max(map(len, ids)), tok.pad_token_id
+    inputs = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
+    mask = (torch.arange(width)[None, :] >= torch.tensor([width - len(x) for x in ids])[:, None]).long()
+    sampled = {"do_sample": True, "temperature": 0.9, "top_k": 0, "num_return_sequences": 2}
+    for kwargs in ({"do_sample": False}, sampled):
+        outs = []
+        for cache in (DynamicCache(config=model.config), growing_cache(model.config)):
+            torch.manual_seed(3)
+            with torch.inference_mode():
+                outs.append(
+                    model.generate(
+                        input_ids=inputs,
+                        attention_mask=mask,
+                        max_new_tokens=40,
+                        pad_token_id=pad,
+                        past_key_values=cache,
+                        **kwargs,
+                    )  # fmt: skip
+                )
+        assert outs[0].shape[1] > width + 8 and torch.equal(outs[0], outs[1])
+
+
+def test_growing_cache_layer_survives_crop_and_reorder():
+    """Keys and values equal torch.cat's after growth past the buffer, a crop and a batch reorder."""
+    from transformers import AutoConfig
+
+    from culturealign.llm.local import growing_cache
+    from culturealign.llm.models import resolve_model
+
+    layer = growing_cache(AutoConfig.from_pretrained(resolve_model("smollm2"))).layers[0]
+    ref_k = ref_v = None
+    torch.manual_seed(0)
+    for step, n in enumerate([5, 1, 70, 1, 1, 3]):
+        k, v = torch.randn(2, 3, n, 4), torch.randn(2, 3, n, 4)
+        if step == 3:  # crop the last two positions, then reorder the batch
+            layer.crop(-2)
+            ref_k, ref_v = ref_k[..., :-2, :], ref_v[..., :-2, :]
+            layer.reorder_cache(torch.tensor([1, 0]))
+            ref_k, ref_v = ref_k[[1, 0]], ref_v[[1, 0]]
+        ref_k = k if ref_k is None else torch.cat([ref_k, k], -2)
+        ref_v = v if ref_v is None else torch.cat([ref_v, v], -2)
+        got_k, got_v = layer.update(k, v)
+        assert torch.equal(got_k, ref_k) and torch.equal(got_v, ref_v)
+        assert layer.get_seq_length() == ref_k.shape[-2]
