@@ -106,6 +106,7 @@ class LocalEngine(Engine):
     device: str | None = None
     _model: Any = field(default=None, repr=False)
     _tok: Any = field(default=None, repr=False)
+    _specials: list[str] = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         if self.dtype not in ("float32", "bfloat16", "float16"):
@@ -146,6 +147,7 @@ class LocalEngine(Engine):
         if self.device:
             model.to(self.device)
         self._model, self._tok = model, tok
+        self._specials = [t for t in tok.added_tokens_encoder if t]  # control-token texts, see render()
         return model, tok
 
     def unload(self) -> None:
@@ -160,8 +162,7 @@ class LocalEngine(Engine):
         """
         _, tok = self.load()
         text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        specials = [t for t in tok.added_tokens_encoder if t]
-        if not any(t in str(m.get("content", "")) for m in messages for t in specials):
+        if not any(t in str(m.get("content", "")) for m in messages for t in self._specials):
             return tok(text, add_special_tokens=False).input_ids
         # Render with placeholders, then tokenize the template's markup and the messages' contents apart.
         marks = [f"\ue000{i}\ue001" for i in range(len(messages))]
