@@ -33,7 +33,7 @@ from _prompts import chat_prompts
 
 from culturealign.llm import make_engine
 from culturealign.llm.base import GenParams
-from culturealign.llm.local import growing_cache
+from culturealign.llm.local import cache_kwarg, growing_cache
 
 
 def ratio(a: float, b: float) -> str:
@@ -56,7 +56,7 @@ def local_forced(engine, prompts, batch: int, new: int, static: bool = False) ->
         width = max(map(len, ids))
         input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
-        cache = {} if static else {"past_key_values": growing_cache(model.config)}
+        cache = {} if static else {cache_kwarg(): growing_cache(model.config)}
         with torch.inference_mode():
             out = model.generate(input_ids=input_ids, attention_mask=mask, **kwargs, **cache)
         gen = out[:, width:]

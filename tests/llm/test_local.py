@@ -101,7 +101,7 @@ def test_growing_cache_generates_what_the_dynamic_cache_does(engine):
     """The engine's buffer-backed KV cache changes nothing: greedy and seeded sampled outputs equal plain generate."""
     from transformers import DynamicCache
 
-    from culturealign.llm.local import growing_cache
+    from culturealign.llm.local import cache_kwarg, growing_cache
 
     model, tok = engine.load()
     prompts = [_msgs(SYSTEMS[i % 2], q) for i, (q, _) in enumerate(QUESTIONS)]
@@ -121,10 +121,12 @@ def test_growing_cache_generates_what_the_dynamic_cache_does(engine):
                         attention_mask=mask,
                         max_new_tokens=40,
                         pad_token_id=pad,
-                        past_key_values=cache,
+                        **{cache_kwarg(): cache},
                         **kwargs,
                     )  # fmt: skip
                 )
+            assert cache.get_seq_length() == outs[-1].shape[1] - 1  # generate used the cache given
+        assert type(cache.layers[0]).__name__ == "GrowingLayer" and cache.layers[0]._kbuf.shape[-2] > width
         assert outs[0].shape[1] > width + 8 and torch.equal(outs[0], outs[1])
 
 

@@ -31,6 +31,14 @@ MIN_SHARED_PREFIX = 16  # tokens: below this, computing a shared prefix separate
 _GROWING: type | None = None
 
 
+def cache_kwarg() -> str:
+    """``generate``'s name for a cache passed in: ``cache`` from transformers 5.24, where ``past_key_values`` warns."""
+    import transformers
+    from packaging.version import Version
+
+    return "cache" if Version(transformers.__version__) >= Version("5.24") else "past_key_values"
+
+
 def growing_cache(config: Any) -> Any:
     """A transformers ``DynamicCache`` whose full-attention layers append into buffers instead of concatenating.
 
@@ -197,7 +205,7 @@ class LocalEngine(Engine):
                 input_ids=input_ids.to(model.device),
                 attention_mask=mask.to(model.device),
                 num_return_sequences=params.n,
-                past_key_values=growing_cache(model.config),
+                **{cache_kwarg(): growing_cache(model.config)},
                 **kwargs,
             )
         new = out[:, width:]
