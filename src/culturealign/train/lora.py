@@ -254,20 +254,18 @@ def _trainer_class(base: type) -> type:
             )
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if not self._plain_loss() or "attention_mask" not in inputs:  # padding-free batches: TRL's path
+            if not self._plain_loss():
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             mode = "train" if self.model.training else "eval"
             inputs["use_cache"] = False
             loss, outputs = Trainer.compute_loss(self, model, inputs, True, num_items_in_batch)
             with torch.no_grad():
-                counts = [*_token_metrics(outputs.logits, inputs["labels"]), int(inputs["attention_mask"].sum())]
-                summed = self.accelerator.gather_for_metrics(torch.tensor(counts, dtype=torch.float64))
-                valid, entropy, correct, tokens = summed.reshape(-1, 4).sum(0).tolist()  # all processes, as TRL logs
+                valid, entropy, correct = _token_metrics(outputs.logits, inputs["labels"])
             m = self._metrics[mode]
             m["entropy"].append(entropy / valid if valid else 0.0)
             m["mean_token_accuracy"].append(correct / valid if valid else 0.0)
             if mode == "train":
-                self._total_train_tokens += int(tokens)
+                self._total_train_tokens += int(inputs["attention_mask"].sum())
             m["num_tokens"] = [self._total_train_tokens]
             return (loss, outputs) if return_outputs else loss
 
