@@ -50,6 +50,16 @@ class ChatSample:
 
 
 @dataclass
+class SoftLabel:
+    """A soft-label training example: a prompt that ends where the reply starts, and the answer distribution over
+    option codes to learn (code -> share; the codes in the order the question lists them)."""
+
+    messages: Messages
+    target: dict[str, float]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class AnswerPair:
     """A question answered culture-unaware and culture-aware for one culture."""
 
@@ -165,6 +175,7 @@ RECORD_TYPES: dict[str, type] = {
         SurveyQuestion,
         Answer,
         ChatSample,
+        SoftLabel,
         AnswerPair,
         CulturalQuery,
         Persona,

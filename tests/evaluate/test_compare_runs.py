@@ -1,19 +1,23 @@
-"""Comparing runs: paired bootstrap intervals that cover the truth, zero for identical runs, unpaired items counted."""
+"""Comparing runs: paired bootstrap intervals that cover the truth, zero for identical runs, unpaired items counted,
+overall resampled by question id across cultures, permutation p-values and BH q-values, discrimination."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 from rich.console import Console
+from scipy.stats import false_discovery_control
 
 from culturealign.errors import UserError
 from culturealign.evaluate import metrics as M
-from culturealign.evaluate.compare_runs import compare_runs, find_eval, format_comparison
+from culturealign.evaluate.compare_runs import COMPARED_METRICS, compare_runs, find_eval, format_comparison
 from culturealign.evaluate.wvs import WVSItem, WVSResult, save_result, summarize
-from culturealign.runs import write_json, write_jsonl
+from culturealign.runs import read_jsonl, write_json, write_jsonl
 
 
 def item(culture: str, qid: str, jsd: float, choice: int, majority: int, k: int = 4, w1: float | None = None):
@@ -42,9 +46,15 @@ def test_identical_runs_differ_by_zero_with_a_zero_interval(tmp_path):
     result = compare_runs([a, b], n_boot=200)
     assert result["runs"] == ["a", "b"] and result["unpaired_items"] == {"a": 0, "b": 0}
     assert set(result["scopes"]) == {"overall", "DEU", "CHN"}
+    assert result["multiple_comparisons"] == "Benjamini-Hochberg over scopes x metrics per run"
     for scope in result["scopes"].values():
+        assert tuple(scope) == COMPARED_METRICS
         for m, row in scope.items():
+            if m == "discrimination":  # these items have no cross_one_minus_jsd
+                assert all(math.isnan(row[k]["b"]) for k in ("diff", "p", "q")) and math.isnan(row["values"]["a"])
+                continue
             assert row["diff"]["b"] == 0 and row["ci"]["b"] == [0, 0], m
+            assert row["p"]["b"] == 1 and row["q"]["b"] == 1, m
             # every question is paired, so the values are the ones metrics.json reports
             assert row["values"]["a"] == pytest.approx(row["reported"]["a"]), m
 
@@ -71,7 +81,7 @@ def test_interval_covers_the_true_difference(tmp_path):
                 a_items.append(item(c, f"Q{q}", jsd, 1 if a_hit else 2, 1))
                 b_items.append(item(c, f"Q{q}", jsd + 0.05 + float(rng.normal(0, 0.05)), 1 if b_hit else 2, 1))
         a, b = write_eval(tmp_path / f"a{t}", a_items), write_eval(tmp_path / f"b{t}", b_items)
-        result = compare_runs([a, b], n_boot=500, seed=t)
+        result = compare_runs([a, b], n_boot=500, seed=t, n_perm=20)  # the CI is under test
         for metric, truth in (("one_minus_jsd", 0.05), ("accuracy", 0.2)):
             lo, hi = result["scopes"]["overall"][metric]["ci"][f"b{t}"]
             covered[metric] += lo <= truth <= hi
@@ -120,4 +130,128 @@ def test_format_comparison_marks_clear_differences(tmp_path):
     console.print(format_comparison(result))
     text = console.export_text()
     assert "base" in text and "tuned" in text and "overall" in text and " *" in text
+    assert "p <.001 q <.001" in text and "* q < 0.05 or 95% CI excludes 0" in " ".join(text.split())
     assert not math.isnan(result["scopes"]["overall"]["wasserstein"]["values"]["base"])
+
+
+def set_cross(run: Path, cross, name: str = "wvs-after") -> Path:
+    """Give every item of ``run`` a ``cross_one_minus_jsd`` from ``cross(item row)`` (a float or None)."""
+    path = run / "eval" / name / "items.jsonl"
+    write_jsonl(path, [{**row, "cross_one_minus_jsd": cross(row)} for row in read_jsonl(path)])
+    return run
+
+
+def test_overall_interval_resamples_question_ids_jointly(tmp_path):
+    """Every culture moves together on each question: the overall CI must be as wide as question ids allow,
+    wider than the mean over cultures of independent per-culture resamples."""
+    rng = np.random.default_rng(6)
+    cultures, n = ("DEU", "CHN", "NGA"), 60
+    base = rng.uniform(0.3, 0.7, size=(3, n))
+    shift = rng.normal(0.02, 0.05, size=n)  # shared by every culture on the question
+    tuned = base + shift + rng.normal(0, 0.005, size=(3, n))
+    a_items = [item(c, f"Q{q}", float(base[j, q]), 1, 1) for j, c in enumerate(cultures) for q in range(n)]
+    b_items = [item(c, f"Q{q}", float(tuned[j, q]), 1, 1) for j, c in enumerate(cultures) for q in range(n)]
+    result = compare_runs([write_eval(tmp_path / "a", a_items), write_eval(tmp_path / "b", b_items)], n_boot=2000)
+    lo, hi = result["scopes"]["overall"]["one_minus_jsd"]["ci"]["b"]
+    d = tuned - base
+    independent = np.mean([d[j][rng.integers(0, n, size=(2000, n))].mean(axis=1) for j in range(3)], axis=0)
+    ind_lo, ind_hi = np.percentile(independent, [2.5, 97.5])
+    assert lo < d.mean() < hi
+    assert hi - lo > 1.4 * (ind_hi - ind_lo), (hi - lo, ind_hi - ind_lo)  # about sqrt(3) times wider
+    joint = d.mean(axis=0)[rng.integers(0, n, size=(2000, n))].mean(axis=1)  # resampling question ids directly
+    assert hi - lo == pytest.approx(np.subtract(*np.percentile(joint, [97.5, 2.5])), rel=0.15)
+
+
+def test_consistent_shift_is_significant_and_q_is_benjamini_hochberg(tmp_path):
+    rng = np.random.default_rng(7)
+    a_items = random_items(rng, n=40)
+    b_items = [
+        item(
+            i.culture,
+            i.question_id,
+            i.one_minus_jsd + 0.1 + float(rng.normal(0, 0.01)),
+            1,
+            1,
+            len(i.model),
+            i.wasserstein,
+        )
+        for i in a_items
+    ]
+    result = compare_runs([write_eval(tmp_path / "a", a_items), write_eval(tmp_path / "b", b_items)], n_boot=200)
+    for scope in ("overall", "DEU", "CHN"):
+        row = result["scopes"][scope]["one_minus_jsd"]
+        assert row["p"]["b"] < 0.01 and row["q"]["b"] < 0.01 and row["ci"]["b"][0] > 0, scope
+    rows = [row for scope in result["scopes"].values() for row in scope.values()]
+    ps, qs = np.array([r["p"]["b"] for r in rows]), np.array([r["q"]["b"] for r in rows])
+    ok = ~np.isnan(ps)
+    assert ok.sum() == 12 and np.isnan(qs[~ok]).all()  # discrimination has no data: NaN p, NaN q
+    assert qs[ok] == pytest.approx(false_discovery_control(ps[ok]))
+    assert (qs[ok] >= ps[ok]).all() and not np.allclose(qs[ok], ps[ok])
+
+
+def test_overall_permutation_swaps_whole_question_ids(tmp_path):
+    """Against brute force: all 2^5 swaps of the two runs per question id (every culture's item together), on
+    culturespa's non-linear formula and a mean, with one culture lacking a question."""
+    rng = np.random.default_rng(8)
+    runs = {}
+    for run in ("a", "b"):
+        runs[run] = [
+            item(c, f"Q{q}", float(rng.uniform(0.3, 0.7)), int(rng.integers(1, 6)), 3, 5)
+            for c in ("DEU", "CHN")
+            for q in range(5)
+            if (c, q) != ("CHN", 4)
+        ]
+    result = compare_runs([write_eval(tmp_path / r, runs[r]) for r in runs], n_boot=10, n_perm=2000)
+
+    def overall(m: str, its: list[WVSItem]) -> float:
+        per_culture = []
+        for c in ("DEU", "CHN"):
+            mine = [i for i in its if i.culture == c]
+            if m == "culturespa":
+                per_culture.append(
+                    M.culturespa_score([float(i.choice) for i in mine], [3.0] * len(mine), [5] * len(mine))
+                )
+            else:
+                per_culture.append(np.mean([i.one_minus_jsd for i in mine]))
+        return float(np.mean(per_culture))
+
+    for m in ("culturespa", "one_minus_jsd"):
+        null = []
+        for mask in itertools.product((False, True), repeat=5):
+            x = [(b if mask[int(a.question_id[1:])] else a) for a, b in zip(runs["a"], runs["b"], strict=True)]
+            y = [(a if mask[int(a.question_id[1:])] else b) for a, b in zip(runs["a"], runs["b"], strict=True)]
+            null.append(overall(m, y) - overall(m, x))
+        null, observed = np.array(null), null[0]
+        assert result["scopes"]["overall"][m]["diff"]["b"] == pytest.approx(observed)
+        expected = min(1.0, 2 * min(np.mean(null <= observed + 1e-12), np.mean(null >= observed - 1e-12)))
+        assert result["scopes"]["overall"][m]["p"]["b"] == pytest.approx(expected), m
+
+
+def test_discrimination_is_compared_from_the_cross_field(tmp_path):
+    rng = np.random.default_rng(9)
+    items = random_items(rng, n=20)
+    a = set_cross(write_eval(tmp_path / "a", items), lambda r: None if r["question_id"] == "Q0" else 0.5)
+    b = set_cross(write_eval(tmp_path / "b", items), lambda r: 0.3)
+    metrics = json.loads((a / "eval" / "wvs-after" / "metrics.json").read_text())
+    write_json(
+        a / "eval" / "wvs-after" / "metrics.json",
+        {**metrics, "overall": {**metrics["overall"], "discrimination": 0.1}},
+    )
+    old = write_eval(tmp_path / "old", items)  # a run from before the field existed
+    metrics = json.loads((old / "eval" / "wvs-after" / "metrics.json").read_text())
+    metrics["overall"].pop("discrimination", None)
+    write_json(old / "eval" / "wvs-after" / "metrics.json", metrics)
+    result = compare_runs([a, b, old], n_boot=200)
+    jsd = {c: np.array([i.one_minus_jsd for i in items if i.culture == c]) for c in ("DEU", "CHN")}
+    for c in ("DEU", "CHN"):
+        row = result["scopes"][c]["discrimination"]
+        assert row["values"]["a"] == pytest.approx(np.mean(jsd[c][1:] - 0.5))  # Q0 has no cross term
+        assert row["values"]["b"] == pytest.approx(np.mean(jsd[c] - 0.3))
+    row = result["scopes"]["overall"]["discrimination"]
+    assert row["values"]["a"] == pytest.approx(np.mean([np.mean(jsd[c][1:] - 0.5) for c in jsd]))
+    assert row["diff"]["b"] == pytest.approx(row["values"]["b"] - row["values"]["a"])
+    assert row["diff"]["b"] > 0.15 and row["ci"]["b"][0] > 0 and row["p"]["b"] < 0.01
+    assert row["reported"]["a"] == 0.1 and math.isnan(row["reported"]["old"])
+    assert math.isnan(row["values"]["old"]) and math.isnan(row["diff"]["old"]) and math.isnan(row["p"]["old"])
+    assert math.isnan(row["q"]["old"]) and all(math.isnan(x) for x in row["ci"]["old"])
+    assert not math.isnan(result["scopes"]["overall"]["one_minus_jsd"]["q"]["old"])  # the rest still compares

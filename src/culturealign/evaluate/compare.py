@@ -7,6 +7,8 @@ from typing import Any
 
 from culturealign.evaluate.wvs import METRIC_NAMES
 
+BEFORE_AFTER_METRICS = (*METRIC_NAMES, "discrimination")
+
 
 def before_after(before: dict[str, Any], after: dict[str, Any] | None) -> dict[str, Any]:
     """``{scope: {metric: {before, after, diff}}}`` for each culture and ``overall``; after may be missing."""
@@ -18,10 +20,13 @@ def before_after(before: dict[str, Any], after: dict[str, Any] | None) -> dict[s
         if after is not None:
             a = after["overall"] if scope == "overall" else after["per_culture"].get(scope)
         row = {}
-        for m in METRIC_NAMES:
-            bv = b[m]
-            av = a[m] if a else math.nan
+        for m in BEFORE_AFTER_METRICS:
+            bv = b.get(m, math.nan)
+            av = a.get(m, math.nan) if a else math.nan
             row[m] = {"before": bv, "after": av, "diff": av - bv}
+        # SubPOP's figure: the share of the distance to a perfect 1-JSD that tuning closed
+        j = row["one_minus_jsd"]
+        j["gap_closed"] = j["diff"] / (1 - j["before"]) if j["before"] < 1 else math.nan
         out[scope] = row
     return out
 
@@ -31,15 +36,18 @@ def format_before_after(table: dict[str, Any], title: str = "WVS alignment befor
 
     t = Table(title=title)
     t.add_column("culture")
-    for m in METRIC_NAMES:
+    for m in BEFORE_AFTER_METRICS:
         t.add_column(f"{m}\nbefore → after (Δ)", justify="right")
+    t.add_column("1-JSD gap\nclosed", justify="right")
     for scope, row in table.items():
         cells = []
-        for m in METRIC_NAMES:
+        for m in BEFORE_AFTER_METRICS:
             v = row[m]
             if math.isnan(v["after"]):
                 cells.append(f"{v['before']:.3f}" if not math.isnan(v["before"]) else "-")
             else:
                 cells.append(f"{v['before']:.3f} → {v['after']:.3f} ({v['diff']:+.3f})")
+        gap = row["one_minus_jsd"].get("gap_closed", math.nan)
+        cells.append("-" if math.isnan(gap) else f"{gap:+.1%}")
         t.add_row(scope, *cells)
     return t

@@ -1,10 +1,17 @@
-"""Compare one WVS evaluation across runs: each metric per culture and overall, with bootstrap CIs of differences.
+"""Compare one WVS evaluation across runs: each metric per culture and overall, with CIs and p-values of differences.
 
 A difference between two runs of a few points can be noise from which questions were asked, so every
-difference against the first run comes with a 95% percentile-bootstrap interval from resampling questions.
+difference against the first run comes with a 95% percentile-bootstrap interval from resampling questions,
+a paired permutation p-value, and a Benjamini-Hochberg q-value over all scopes x metrics of that run.
 Runs are paired on the (culture, question id) items present in all of them; items only some runs have are
-dropped and counted, so each value and difference is on the same questions. Resampling is stratified by
-culture (the unit is a culture's question) and ``overall`` is the mean over cultures, as in ``metrics.json``.
+dropped and counted, so each value and difference is on the same questions.
+
+The resampling unit follows what a change can move together. For a culture's scope it is that culture's
+question. For ``overall`` (the mean over cultures, as in ``metrics.json``) it is the question id: a
+culture-joint adapter moves one question in every culture at once, so resampling cultures independently
+would make the overall interval too narrow. Each bootstrap resample draws the distinct question ids with
+replacement and weights every culture's item of a drawn id by how often it was drawn (culturespa's sums and
+the means alike); the permutation test swaps the two runs on all cultures' items of a question id together.
 Reads only ``eval/<name>/metrics.json`` and ``items.jsonl``.
 """
 
@@ -17,12 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import false_discovery_control, permutation_test
 
 from culturealign.errors import UserError
 from culturealign.evaluate.wvs import METRIC_NAMES
 from culturealign.runs.store import read_jsonl
 
 PREFERRED_EVAL = "wvs-after"
+# discrimination: 1-JSD to the culture's own people minus the mean 1-JSD to the other cultures' people
+COMPARED_METRICS = (*METRIC_NAMES, "discrimination")
+MEAN_METRICS = ("one_minus_jsd", "accuracy", "wasserstein", "discrimination")  # nan-means of item terms
+MULTIPLE_COMPARISONS = "Benjamini-Hochberg over scopes x metrics per run"
+PERM_BATCH_ELEMENTS = 2_000_000  # floats per permutation batch, to bound memory on large evaluations
 
 
 def _read_metrics(folder: Path) -> dict:
@@ -58,35 +71,91 @@ def find_eval(run_dir: Path, eval_name: str | None = None) -> Path:
     raise UserError(f"{run_dir} has WVS evaluations {found or 'none'}: name the one to compare (eval_name)")
 
 
+def _float(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
 def _arrays(items: list[dict]) -> dict[str, np.ndarray]:
     """Item-level terms from which every metric of a resample is computed."""
     choice = np.array([float(i["choice"]) for i in items])
     majority = np.array([float(i["majority"]) for i in items])
     n_options = np.array([len(i["model"]) for i in items], dtype=float)
+    one_minus_jsd = np.array([i["one_minus_jsd"] for i in items], dtype=float)
     return {
         "sq_err": (choice - majority) ** 2,
         "sq_worst": (n_options - 1) ** 2,
-        "one_minus_jsd": np.array([i["one_minus_jsd"] for i in items], dtype=float),
+        "one_minus_jsd": one_minus_jsd,
         "accuracy": (choice == majority).astype(float),
-        "wasserstein": np.array([math.nan if i["wasserstein"] is None else i["wasserstein"] for i in items]),
+        "wasserstein": np.array([_float(i["wasserstein"]) for i in items]),
+        # runs from before the field existed have no cross term: NaN, so they still compare on the rest
+        "discrimination": one_minus_jsd - np.array([_float(i.get("cross_one_minus_jsd")) for i in items]),
     }
 
 
-def _metrics(a: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
-    """Each metric on each row of ``idx`` (resample x question indices); culturespa as in ``culturespa_score``."""
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (no numeric question) give NaN
-        worst = np.sqrt(a["sq_worst"][idx].sum(axis=-1))
-        out = {"culturespa": np.where(worst > 0, 1 - np.sqrt(a["sq_err"][idx].sum(axis=-1)) / worst, np.nan)}
-        for m in ("one_minus_jsd", "accuracy", "wasserstein"):
-            out[m] = np.nanmean(a[m][idx], axis=-1)
+def _metrics(a: dict[str, np.ndarray], w: np.ndarray) -> dict[str, np.ndarray]:
+    """Each metric for each row of ``w`` (resample x item weights: how often each item was drawn).
+
+    culturespa as in ``culturespa_score`` on the weighted sums; the others are weighted nan-means.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):  # no item drawn, or none numeric: NaN
+        worst = np.sqrt(w @ a["sq_worst"])
+        out = {"culturespa": np.where(worst > 0, 1 - np.sqrt(w @ a["sq_err"]) / worst, np.nan)}
+        for m in MEAN_METRICS:
+            ok = ~np.isnan(a[m])
+            out[m] = (w @ np.where(ok, a[m], 0.0)) / (w @ ok)
     return out
 
 
-def _nanmean0(x: np.ndarray) -> np.ndarray:
+def _nanmean(x: np.ndarray, axis: int = 0) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(x, axis=0)
+        return np.nanmean(x, axis=axis)
+
+
+def _scope_value(m: str, x: np.ndarray, axis: int) -> np.ndarray:
+    """A scope's metric from per-unit values: units along ``axis``, then cultures (then sq_err, sq_worst for
+    culturespa), NaN where a culture lacks the unit. Per culture over its units, then the mean over cultures."""
+    x = np.moveaxis(x, axis, -1)  # (..., culture[, 2], unit)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if m == "culturespa":
+            sums = np.nansum(x, axis=-1)
+            worst = np.sqrt(sums[..., 1])
+            per_culture = np.where(worst > 0, 1 - np.sqrt(sums[..., 0]) / worst, np.nan)
+        else:
+            per_culture = _nanmean(x, axis=-1)
+    return _nanmean(per_culture, axis=-1)
+
+
+def _units(
+    m: str, arrays: dict[str, dict[str, np.ndarray]], unit_of: dict[str, np.ndarray], n_units: int
+) -> np.ndarray:
+    """Per-unit values of one run: shape (unit, culture) or (unit, culture, 2) for culturespa, NaN-filled."""
+    shape = (n_units, len(arrays), 2) if m == "culturespa" else (n_units, len(arrays))
+    out = np.full(shape, np.nan)
+    for j, (c, a) in enumerate(arrays.items()):
+        out[unit_of[c], j] = np.stack([a["sq_err"], a["sq_worst"]], axis=-1) if m == "culturespa" else a[m]
+    return out
+
+
+def _p_value(m: str, base: np.ndarray, other: np.ndarray, n_perm: int, rng: np.random.Generator) -> float:
+    """Two-sided paired permutation p of ``other - base``: the runs swapped within each unit (axis 0)."""
+
+    def statistic(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+        return _scope_value(m, y, axis) - _scope_value(m, x, axis)
+
+    if len(base) < 2 or np.isnan(statistic(base, other, 0)):
+        return math.nan
+    res = permutation_test(
+        (base, other),
+        statistic,
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=n_perm,
+        batch=max(1, PERM_BATCH_ELEMENTS // base.size),
+        axis=0,
+        random_state=rng,
+    )
+    return float(res.pvalue)
 
 
 def _labels(run_dirs: list[Path]) -> list[str]:
@@ -97,18 +166,25 @@ def _labels(run_dirs: list[Path]) -> list[str]:
     return labels
 
 
-def compare_runs(run_dirs: list[Path], eval_name: str | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Metric values per culture and overall for every run, differences vs the first run and their 95% CIs.
+def compare_runs(
+    run_dirs: list[Path], eval_name: str | None = None, n_boot: int = 1000, seed: int = 0, n_perm: int = 2000
+) -> dict:
+    """Metric values per culture and overall for every run, differences vs the first run, CIs, p and q.
 
-    Returns ``{"runs", "evals", "n_boot", "seed", "paired_items", "unpaired_items": {run: n},
-    "n_questions": {scope: n}, "scopes": {scope: {metric: {"values": {run: v}, "reported": {run: v},
-    "diff": {run: d}, "ci": {run: [lo, hi]}}}}}``; ``values`` are on the paired questions, ``reported`` is
-    ``metrics.json`` (all of that run's questions); ``diff`` and ``ci`` exist for every run but the first.
+    Returns ``{"runs", "evals", "n_boot", "n_perm", "seed", "multiple_comparisons", "paired_items",
+    "unpaired_items": {run: n}, "n_questions": {scope: n}, "scopes": {scope: {metric: {"values": {run: v},
+    "reported": {run: v}, "diff": {run: d}, "ci": {run: [lo, hi]}, "p": {run: p}, "q": {run: q}}}}}``;
+    ``values`` are on the paired questions, ``reported`` is ``metrics.json`` (all of that run's questions);
+    ``diff``, ``ci``, ``p`` (paired permutation, two-sided) and ``q`` (Benjamini-Hochberg over that run's
+    scopes x metrics) exist for every run but the first; NaN where a metric has no value (e.g. discrimination
+    of runs whose items lack ``cross_one_minus_jsd``).
     """
     if len(run_dirs) < 2:
         raise UserError("compare needs at least two runs (or two eval folders)")
     if n_boot < 1:
         raise UserError("n_boot must be >= 1")
+    if n_perm < 1:
+        raise UserError("n_perm must be >= 1")
     run_dirs = [Path(d) for d in run_dirs]
     folders = [find_eval(d, eval_name) for d in run_dirs]
     labels = _labels(run_dirs)
@@ -118,24 +194,39 @@ def compare_runs(run_dirs: list[Path], eval_name: str | None = None, n_boot: int
     if not common:
         raise UserError("no (culture, question) is in every run: compare evaluations of the same cultures and items")
     cultures = sorted({c for c, _ in common})
+    keys = {c: [k for k in common if k[0] == c] for c in cultures}
+    arrays = [{c: _arrays([it[k] for k in keys[c]]) for c in cultures} for it in items]  # run -> culture -> terms
+    qids = sorted({q for _, q in common})
+    qid_index = {q: n for n, q in enumerate(qids)}
+    unit_of = {c: np.array([qid_index[q] for _, q in keys[c]]) for c in cultures}  # item -> its question id
+
     rng = np.random.default_rng(seed)
     point: dict[str, list[dict]] = {}
     boot: dict[str, list[dict]] = {}
     for c in cultures:
-        keys = [k for k in common if k[0] == c]
-        idx = rng.integers(0, len(keys), size=(n_boot, len(keys)))
-        arrays = [_arrays([it[k] for k in keys]) for it in items]
-        point[c] = [{m: v[0] for m, v in _metrics(a, np.arange(len(keys))[None]).items()} for a in arrays]
-        boot[c] = [_metrics(a, idx) for a in arrays]
+        n = len(keys[c])
+        draws = rng.multinomial(n, np.full(n, 1 / n), size=n_boot)  # resample x item: times drawn
+        point[c] = [_metrics(a[c], np.ones(n)) for a in arrays]
+        boot[c] = [_metrics(a[c], draws) for a in arrays]
+    draws = rng.multinomial(len(qids), np.full(len(qids), 1 / len(qids)), size=n_boot)  # resample x question id
     point["overall"], boot["overall"] = [], []
     for r in range(len(folders)):
-        point["overall"].append({m: _nanmean0(np.array([point[c][r][m] for c in cultures])) for m in METRIC_NAMES})
-        boot["overall"].append({m: _nanmean0(np.stack([boot[c][r][m] for c in cultures])) for m in METRIC_NAMES})
-    scopes = {}
+        per_culture = {c: _metrics(arrays[r][c], draws[:, unit_of[c]]) for c in cultures}
+        point["overall"].append({m: _nanmean(np.array([point[c][r][m] for c in cultures])) for m in COMPARED_METRICS})
+        boot["overall"].append(
+            {m: _nanmean(np.stack([per_culture[c][m] for c in cultures])) for m in COMPARED_METRICS}
+        )
+
+    perm_rng = np.random.default_rng([seed, 1])  # its own stream: changing n_perm leaves the bootstrap as it was
+    scopes: dict[str, dict[str, dict[str, Any]]] = {}
     for scope in ["overall", *cultures]:
         scopes[scope] = {}
-        for m in METRIC_NAMES:
-            row: dict[str, Any] = {"values": {}, "reported": {}, "diff": {}, "ci": {}}
+        in_scope = cultures if scope == "overall" else [scope]
+        units = unit_of if scope == "overall" else {scope: np.arange(len(keys[scope]))}
+        n_units = len(qids) if scope == "overall" else len(keys[scope])
+        for m in COMPARED_METRICS:
+            row: dict[str, Any] = {"values": {}, "reported": {}, "diff": {}, "ci": {}, "p": {}, "q": {}}
+            per_unit = [_units(m, {c: a[c] for c in in_scope}, units, n_units) for a in arrays]
             for r, label in enumerate(labels):
                 row["values"][label] = float(point[scope][r][m])
                 group = reported[r]["overall"] if scope == "overall" else reported[r]["per_culture"].get(scope, {})
@@ -143,15 +234,27 @@ def compare_runs(run_dirs: list[Path], eval_name: str | None = None, n_boot: int
                 if r:
                     row["diff"][label] = float(point[scope][r][m] - point[scope][0][m])
                     row["ci"][label] = _ci(boot[scope][r][m] - boot[scope][0][m])
+                    row["p"][label] = _p_value(m, per_unit[0], per_unit[r], n_perm, perm_rng)
             scopes[scope][m] = row
+    rows = [row for scope in scopes.values() for row in scope.values()]
+    for label in labels[1:]:
+        ps = np.array([row["p"][label] for row in rows])
+        qs = np.full(len(ps), np.nan)
+        ok = ~np.isnan(ps)
+        if ok.any():
+            qs[ok] = false_discovery_control(ps[ok])
+        for row, q in zip(rows, qs, strict=True):
+            row["q"][label] = float(q)
     return {
         "runs": labels,
         "evals": {label: str(f) for label, f in zip(labels, folders, strict=True)},
         "n_boot": n_boot,
+        "n_perm": n_perm,
         "seed": seed,
+        "multiple_comparisons": MULTIPLE_COMPARISONS,
         "paired_items": len(common),
         "unpaired_items": {label: len(it) - len(common) for label, it in zip(labels, items, strict=True)},
-        "n_questions": {"overall": len(common), **{c: sum(k[0] == c for k in common) for c in cultures}},
+        "n_questions": {"overall": len(common), **{c: len(keys[c]) for c in cultures}},
         "scopes": scopes,
     }
 
@@ -162,15 +265,19 @@ def _ci(diffs: np.ndarray) -> list[float]:
 
 
 def format_comparison(result: dict) -> Any:
-    """A rich table: one row per scope and metric; each later run as ``value (Δ [95% CI])``, * if CI excludes 0."""
+    """A rich table: one row per scope and metric; each later run as ``value (Δ [95% CI])`` over ``p q``.
+
+    * marks a difference with q < 0.05 or a 95% CI that excludes 0.
+    """
     from rich.table import Table
 
     runs = result["runs"]
     dropped = ", ".join(f"{k}: {v}" for k, v in result["unpaired_items"].items())
     table = Table(
-        title="WVS comparison (Δ vs the first run, 95% bootstrap CI)",
+        title="WVS comparison (Δ vs the first run, 95% bootstrap CI; paired permutation p, BH q)",
         caption=f"paired on {result['paired_items']} items (unpaired dropped: {dropped}); "
-        f"{result['n_boot']} resamples; * CI excludes 0",
+        f"{result['n_boot']} bootstrap resamples (overall: of question ids, all cultures together), "
+        f"{result['n_perm']} permutations; q: {result['multiple_comparisons']}; * q < 0.05 or 95% CI excludes 0",
     )
     table.add_column("scope")
     table.add_column("metric")
@@ -182,12 +289,16 @@ def format_comparison(result: dict) -> Any:
             cells = [_num(v["values"][runs[0]])]
             for label in runs[1:]:
                 lo, hi = v["ci"][label]
-                star = " *" if lo > 0 or hi < 0 else ""
+                star = " *" if lo > 0 or hi < 0 or v["q"][label] < 0.05 else ""
                 diff = f"{_num(v['diff'][label], '+')} [{_num(lo, '+')}, {_num(hi, '+')}]"
-                cells.append(f"{_num(v['values'][label])} ({diff}){star}")
+                cells.append(f"{_num(v['values'][label])} ({diff}){star}\np {_p(v['p'][label])} q {_p(v['q'][label])}")
             table.add_row(scope, m, str(result["n_questions"][scope]), *cells)
     return table
 
 
 def _num(x: float, sign: str = "") -> str:
     return "-" if math.isnan(x) else f"{x:{sign}.3f}"
+
+
+def _p(x: float) -> str:
+    return "-" if math.isnan(x) else "<.001" if x < 0.001 else f"{x:.3f}"

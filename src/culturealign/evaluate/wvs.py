@@ -43,6 +43,7 @@ class WVSItem:
     mass: float
     one_minus_jsd: float
     wasserstein: float | None
+    cross_one_minus_jsd: float | None = None  # mean 1-JSD to the *other* evaluated cultures' people (see below)
 
 
 @dataclass
@@ -88,6 +89,24 @@ def score_item(culture: str, q: SurveyQuestion, probs: dict[str, float], mass: f
     )
 
 
+def with_cross_culture(items: Sequence[WVSItem]) -> list[WVSItem]:
+    """Set each item's ``cross_one_minus_jsd``: the mean, over the other evaluated cultures that answered the same
+    question, of 1-JSD between the model answering as this culture and *those* people (None without one)."""
+    by_question: dict[str, list[WVSItem]] = defaultdict(list)
+    for it in items:
+        by_question[it.question_id].append(it)
+    for group in by_question.values():
+        for it in group:
+            others = [o for o in group if o.culture != it.culture]
+            codes = list(it.human)
+            it.cross_one_minus_jsd = (
+                M.mean([M.one_minus_jsd([it.model[c] for c in codes], [o.human[c] for c in codes]) for o in others])
+                if others
+                else None
+            )
+    return list(items)
+
+
 def aggregate(items: Sequence[WVSItem]) -> dict[str, float]:
     """The four metrics over a set of items (one culture, or one culture x topic)."""
 
@@ -102,6 +121,11 @@ def aggregate(items: Sequence[WVSItem]) -> dict[str, float]:
         "one_minus_jsd": M.mean([i.one_minus_jsd for i in qs]),
         "accuracy": M.mean([float(i.choice == i.majority) for i in qs]),
         "wasserstein": M.mean([i.wasserstein for i in qs if i.wasserstein is not None]),
+        # culture discrimination: own people minus the other evaluated cultures' people (> 0: the persona matches
+        # its own culture better than the others; the model-vs-survey analogue of C-Dist, Lazuarda et al. 2025)
+        "discrimination": M.mean(
+            [i.one_minus_jsd - i.cross_one_minus_jsd for i in qs if i.cross_one_minus_jsd is not None]
+        ),
         "mass_on_options": M.mean([i.mass for i in qs]),
         # reference: what answering every question with a uniform distribution would score
         "one_minus_jsd_uniform": M.mean([M.one_minus_jsd([1.0] * len(i.human), list(i.human.values())) for i in qs]),
@@ -123,7 +147,7 @@ def summarize(items: Sequence[WVSItem]) -> dict[str, Any]:
         t: {m: M.mean([per_pair[f"{c}|{t}"][m] for c in per_culture if f"{c}|{t}" in per_pair]) for m in METRIC_NAMES}
         for t in topics
     }
-    extra = ("mass_on_options", "one_minus_jsd_uniform")
+    extra = ("discrimination", "mass_on_options", "one_minus_jsd_uniform")
     overall = {m: M.mean([v[m] for v in per_culture.values()]) for m in (*METRIC_NAMES, *extra)}
     overall["n_items"] = len(items)
     return {"overall": overall, "per_culture": per_culture, "per_topic": per_topic, "per_culture_topic": per_pair}
@@ -182,10 +206,12 @@ def evaluate_wvs(
         raise UserError("no survey questions to ask: check --topics and --cultures")
     with progress_bar(f"WVS ({mode})", len(jobs), progress) as advance:
         scores = engine.score_options(prompts, [q.codes for _, q in jobs], progress=advance)
-    items = [
-        score_item(c.code, q, s.probs, s.mass, survey.distributions[c.code][q.id])
-        for (c, q), s in zip(jobs, scores, strict=True)
-    ]
+    items = with_cross_culture(
+        [
+            score_item(c.code, q, s.probs, s.mass, survey.distributions[c.code][q.id])
+            for (c, q), s in zip(jobs, scores, strict=True)
+        ]
+    )
     return WVSResult(mode, items, summarize(items))
 
 
@@ -213,11 +239,15 @@ def format_table(metrics: dict[str, Any], title: str = "") -> Any:
     from rich.table import Table
 
     table = Table(title=title or None)
-    for col in ("culture", "n", "CultureSPA", "1-JSD", "accuracy", "W1 (1-10)", "mass on options"):
+    for col in ("culture", "n", "CultureSPA", "1-JSD", "accuracy", "W1 (1-10)", "discrimination", "mass on options"):
         table.add_column(col, justify="right" if col != "culture" else "left")
     rows = list(metrics["per_culture"].items()) + [("overall", {**metrics["overall"], "n_questions": ""})]
     for name, m in rows:
-        table.add_row(name, str(m["n_questions"]), *(_fmt(m[k]) for k in (*METRIC_NAMES, "mass_on_options")))
+        table.add_row(
+            name,
+            str(m["n_questions"]),
+            *(_fmt(m.get(k)) for k in (*METRIC_NAMES, "discrimination", "mass_on_options")),
+        )
     table.caption = (
         f"a uniform answer to every question would score 1-JSD {_fmt(metrics['overall'].get('one_minus_jsd_uniform'))}"
     )

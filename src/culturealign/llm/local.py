@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 from culturealign.errors import UserError
 from culturealign.llm.base import Engine, GenParams, OptionScores
 from culturealign.llm.models import resolve_model
+from culturealign.llm.trie import code_paths, probe_paths, trie_probs
 from culturealign.records import Messages
 
 log = logging.getLogger(__name__)
@@ -218,17 +218,15 @@ class LocalEngine(Engine):
     def _score_options(self, prompts: Sequence[Messages], options: Sequence[Sequence[str]]) -> list[OptionScores]:
         _, tok = self.load()
         prompt_ids = [self.render(p) for p in prompts]
-        codes = [{c: tuple(tok(str(c), add_special_tokens=False).input_ids) for c in opts} for opts in options]
+        codes = [code_paths(tok, opts) for opts in options]
         rows: list[_Row] = []
         for i, code_ids in enumerate(codes):
-            internal = {seq[:k] for seq in code_ids.values() for k in range(1, len(seq))}
-            probes = [p for p in internal if not any(q != p and q[: len(p)] == p for q in internal)] or [()]
-            rows += [_Row(i, p, prompt_ids[i] + list(p)) for p in probes]
+            rows += [_Row(i, p, prompt_ids[i] + list(p)) for p in probe_paths(code_ids)]
         node_logprobs = self.next_token_logprobs(rows, [len(prompt_ids[r.item]) for r in rows])
         out = []
         for i, code_ids in enumerate(codes):
             nodes = {path: lp for (item, path), lp in node_logprobs.items() if item == i}
-            out.append(_trie_probs(code_ids, nodes))
+            out.append(OptionScores(*trie_probs(code_ids, nodes), "logits"))
         return out
 
     def next_token_logprobs_of(self, prompts: Sequence[Messages]) -> list[Any]:
@@ -326,17 +324,3 @@ class LocalEngine(Engine):
                 out[i] = float(logprobs[j, start - 1 : len(full) - 1].gather(1, target[:, None]).sum())
             self.stats.prompt_tokens += int(mask.sum())
         return out
-
-
-def _trie_probs(code_ids: dict[str, tuple[int, ...]], nodes: dict[tuple, Any]) -> OptionScores:
-    """P(code) = probability of its token path times the share of mass that does not continue into a longer code."""
-    raw: dict[str, float] = {}
-    for code, seq in code_ids.items():
-        logp = sum(float(nodes[seq[:k]][seq[k]]) for k in range(len(seq)))
-        onward = {other[len(seq)] for other in code_ids.values() if len(other) > len(seq) and other[: len(seq)] == seq}
-        stop = 1.0 - sum(math.exp(float(nodes[seq][t])) for t in onward) if onward else 1.0
-        raw[code] = math.exp(logp) * max(stop, 0.0)
-    mass = sum(raw.values())
-    if mass <= 0:
-        return OptionScores({c: 1 / len(raw) for c in raw}, 0.0, "logits")
-    return OptionScores({c: v / mass for c, v in raw.items()}, mass, "logits")
