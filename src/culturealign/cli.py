@@ -262,6 +262,12 @@ def run_cmd(
         from culturealign.recipes.caredio import run_caredio as run_recipe
     elif recipe == "clca":
         from culturealign.recipes.clca import run_clca as run_recipe
+    elif recipe == "surveyfit":
+        from culturealign.recipes.surveyfit import format_surveyfit, run_surveyfit
+
+        for table in format_surveyfit(run_surveyfit(config, overrides, from_)):
+            console.print(table)
+        return
     elif recipe == "alignculture":
         from culturealign.evaluate.hhh import format_table
         from culturealign.recipes.alignculture import run_alignculture
@@ -278,7 +284,9 @@ def run_cmd(
                 console.print(format_table(result[f"hhh_{when}"], f"HHH benchmark, {when} tuning"))
         return
     else:
-        raise UserError(f"unknown recipe {recipe!r} in {config}: available: culturespa, caredio, clca, alignculture")
+        raise UserError(
+            f"unknown recipe {recipe!r} in {config}: available: culturespa, caredio, clca, alignculture, surveyfit"
+        )
     result = run_recipe(config, overrides, from_)
     if not result["trained"]:
         console.print(f"[yellow]kept {result['examples']} examples: too few to train on, showing the base model only")
@@ -316,7 +324,10 @@ def run_cmd(
 @app.command("ablate")
 def ablate_cmd(
     run: Annotated[Path, typer.Argument(help="A finished culturespa run folder.")],
-    what: Annotated[str, typer.Option(help="culturespa: joint-vs-specific | quantity | quality; caredio: selection")],
+    what: Annotated[
+        str,
+        typer.Option(help="culturespa: joint-vs-specific|quantity|quality; caredio: selection; surveyfit: controls"),
+    ],
 ) -> None:
     """Ablations on a finished run: each variant trained and evaluated (WVS, culture-aware)."""
     import yaml
@@ -328,6 +339,13 @@ def ablate_cmd(
         recipe = (yaml.safe_load((run / "config.yaml").read_text("utf-8")) or {}).get("recipe", "culturespa")
     except OSError as e:
         raise UserError(f"{run} is not a run folder (no config.yaml)") from e
+    if recipe == "surveyfit":
+        from culturealign.recipes.surveyfit import ablate_controls, format_controls
+
+        if what != "controls":
+            raise UserError("surveyfit runs have one ablation: --what controls")
+        console.print(format_controls(ablate_controls(run)))
+        return
     if recipe == "caredio":
         from culturealign.recipes.caredio import ablate_selection
 

@@ -12,6 +12,7 @@ import csv
 import json
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,17 @@ class Survey:
 
     def topics(self) -> list[str]:
         return sorted({q.topic for q in self.questions.values()})
+
+    def subset(self, question_ids: Iterable[str]) -> Survey:
+        """The same survey restricted to ``question_ids`` (survey order kept), e.g. one side of a split."""
+        keep = set(question_ids)
+        return Survey(
+            {qid: q for qid, q in self.questions.items() if qid in keep},
+            {c: {qid: d for qid, d in ds.items() if qid in keep} for c, ds in self.distributions.items()},
+            Counter(self.skipped),
+            self.similarity_path,
+            self.source,
+        )
 
 
 def _normalize(counts: dict[str, float], question: SurveyQuestion, skipped: Counter) -> Distribution | None:

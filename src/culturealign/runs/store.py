@@ -107,3 +107,28 @@ class RunFolder:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def fingerprint(settings: Any) -> str:
+    """A short content hash of JSON-able settings (what a finished piece of work was made from)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_fingerprint(path: Path, settings: dict[str, Any], what: str, fix: str) -> None:
+    """Refuse to reuse ``path`` (a finished piece of work) when it was made from other ``settings``.
+
+    The first call writes ``path`` (a JSON of the settings and their hash); a later call with settings that differ
+    raises a UserError naming the keys that changed, so a rerun never reports stale work under a new config.
+    """
+    want = {"fingerprint": fingerprint(settings), "settings": settings}
+    if path.is_file():
+        have = json.loads(path.read_text(encoding="utf-8"))
+        if have.get("fingerprint") != want["fingerprint"]:
+            old = have.get("settings", {})
+            changed = sorted(k for k in {*old, *settings} if json.dumps(old.get(k), default=str, sort_keys=True)
+                             != json.dumps(settings.get(k), default=str, sort_keys=True))  # fmt: skip
+            raise UserError(f"{what} in {path.parent} was made with other settings ({', '.join(changed)}): {fix}")
+        return
+    write_json(path, json.loads(json.dumps(want, default=str)))
