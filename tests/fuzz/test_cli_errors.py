@@ -59,6 +59,20 @@ CASES: dict[str, tuple[list[str], str]] = {
         [*TRAIN, "--model", "{tmp}/model", "--data", "{tmp}/good.jsonl", "--out", "{tmp}/adapter", "--lora", "{bad"],
         "--lora",
     ),
+    **{
+        f"surveyfit: {name}": ([*CLI, "run", "recipes/surveyfit.yaml", f"survey={WVS_SMALL}", "cultures=[DEU,JPN]",
+                                "eval.cultures=[]", *args, "out={tmp}/run"], text)  # fmt: skip
+        for name, args, text in [
+            ("cultures not a list", ["cultures=5"], "'cultures' must be a list"),
+            ("unknown target", ["train.target=soft"], "'train.target'"),
+            ("K below 1", ["train.samples_per_item=0"], "'train.samples_per_item'"),
+            ("seeds not whole numbers", ["train.seeds=[a,1]"], "'train.seeds'"),
+            ("seeds not a list", ["train.seeds=3"], "'train.seeds'"),
+            ("culture without answers", ["cultures=[USA]"], "no answers for ['USA']"),
+            ("split leaves no eval", ["split.eval_fraction=0.01"], "no eval question"),
+            ("split leaves no train", ["split.eval_fraction=0.99", "split.validation_fraction=0"], "no training"),
+        ]
+    },
 }
 KNOWN_BUGS: dict[str, str] = {}  # cases that still fail, with the reason (strict xfail: drop the entry once fixed)
 

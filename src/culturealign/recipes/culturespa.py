@@ -29,6 +29,7 @@ from culturealign.steps.dedup import Deduplicate
 from culturealign.steps.questions import GenerateQuestions
 from culturealign.steps.select import SelectCultureRelated
 from culturealign.steps.views import SurveyAnswerSamples
+from culturealign.train.distribution import SOFT_DEFAULTS
 from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,14 @@ DEFAULTS: dict[str, Any] = {
     "dedup": {"threshold": 0.9},
     "answers": {"choice": "sample", "temperature": 0.6, "cross_culture": False, "reasons": False, "seed": 0},
     "select": {"criterion": "differ", "threshold": 0.1},
-    "train": {"mode": "joint", "min_examples": 8, "lora": dict(LORA_DEFAULTS), "sft": dict(SFT_DEFAULTS)},
+    "train": {
+        "mode": "joint",
+        "target": "code",  # or distribution: the aware option distribution as a soft label
+        "min_examples": 8,
+        "lora": dict(LORA_DEFAULTS),
+        "sft": dict(SFT_DEFAULTS),
+        "soft": dict(SOFT_DEFAULTS),
+    },
     "eval": {"topics": None, "limit": None, "general": True, "general_limit": None},
 }
 STAGES = ("generate-questions", "dedup", "answer", "select", "training-data", "train", "eval")
@@ -85,7 +93,7 @@ def data_steps(cfg: dict, survey: Survey, cultures: Sequence[Culture], run: RunF
             engine, cultures, a["choice"], a["temperature"], a["cross_culture"], similarity, a["reasons"], a["seed"]
         ),
         SelectCultureRelated(cfg["select"]["criterion"], cfg["select"]["threshold"]),
-        SurveyAnswerSamples(cultures),
+        SurveyAnswerSamples(cultures, target=cfg["train"]["target"]),
     ]
 
 
@@ -143,7 +151,10 @@ def ablate(run_dir: str | Path, what: str, fractions: Sequence[float] = (0.1, 0.
         random_pairs = random.Random(0).sample(pairs, min(len(kept), len(pairs)))
         plan = {
             "quality-kept": (kept, "joint"),
-            "quality-random": (list(SurveyAnswerSamples(cultures).run(random_pairs)), "joint"),
+            "quality-random": (
+                list(SurveyAnswerSamples(cultures, target=cfg["train"]["target"]).run(random_pairs)),
+                "joint",
+            ),
         }
     with RunFolder(run_dir) as run:
         engines: list[LocalEngine] = []

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from culturealign.cultures import Culture, get_culture
+from culturealign.errors import UserError
 from culturealign.prompting import persona_system, survey_messages, templates
-from culturealign.records import AnswerPair, ChatSample, Conversation, Messages
+from culturealign.records import AnswerPair, ChatSample, Conversation, Messages, SoftLabel
 from culturealign.steps.base import Step
 from culturealign.steps.roleplay import agent_messages, transcript
 
@@ -20,23 +21,29 @@ from culturealign.steps.roleplay import agent_messages, transcript
 class SurveyAnswerSamples(Step):
     name = "training-data"
 
-    def __init__(self, cultures: Sequence[Culture], with_reason: bool = False):
+    def __init__(self, cultures: Sequence[Culture], with_reason: bool = False, target: str = "code"):
         super().__init__()
+        if target not in ("code", "distribution"):
+            raise UserError(f"train.target must be 'code' or 'distribution', got {target!r}")
         self.cultures = {c.code: c for c in cultures}
         self.with_reason = with_reason
+        self.target = target
 
-    def run(self, records: Iterable[AnswerPair]) -> Iterator[ChatSample]:
+    def run(self, records: Iterable[AnswerPair]) -> Iterator[ChatSample | SoftLabel]:
         n = 0
         for pair in records:
             messages = survey_messages(pair.question, persona_system(self.cultures[pair.culture], "aware"))
+            meta = {"culture": pair.culture, "question_id": pair.question.id, "topic": pair.question.topic}
+            if self.target == "distribution":  # the aware option distribution itself, not one code drawn from it
+                n += 1
+                yield SoftLabel(messages, {c: float(pair.aware.probs[c]) for c in pair.question.codes}, meta)
+                continue
             reply = pair.aware.choice
             if self.with_reason and pair.aware.reason:
                 reply = f"{reply}\n{pair.aware.reason}"
             messages.append({"role": "assistant", "content": reply})
             n += 1
-            yield ChatSample(
-                messages, {"culture": pair.culture, "question_id": pair.question.id, "topic": pair.question.topic}
-            )
+            yield ChatSample(messages, meta)
         self.stats.update(samples=n)
 
 

@@ -239,7 +239,7 @@ def train_distribution(
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad()
-                running, mass, seen = running + float(loss), mass + batch_mass, seen + 1
+                running, mass, seen = running + float(loss.detach()), mass + batch_mass, seen + 1
                 if acc.sync_gradients:
                     step += 1
                     history.append(

@@ -7,13 +7,16 @@ from pathlib import Path
 
 from culturealign.errors import UserError
 from culturealign.llm.models import resolve_model
-from culturealign.records import ChatSample
+from culturealign.records import ChatSample, SoftLabel
+from culturealign.train.distribution import train_distribution, write_soft_labels
 from culturealign.train.lora import qlora_available, train_lora, write_training_data
 
 log = logging.getLogger(__name__)
 
 
-def train_variant(run_dir: Path, name: str, samples: list[ChatSample], cfg: dict, mode: str) -> dict[str, Path]:
+def train_variant(
+    run_dir: Path, name: str, samples: list[ChatSample] | list[SoftLabel], cfg: dict, mode: str
+) -> dict[str, Path]:
     """Train one adapter (joint) or one per culture (specific) under ``train/``; finished adapters are kept."""
     groups = {name: samples} if mode == "joint" else {}
     if mode == "specific":
@@ -25,11 +28,18 @@ def train_variant(run_dir: Path, name: str, samples: list[ChatSample], cfg: dict
     qlora = cfg["train"].get("qlora", False)
     four_bit = qlora_available() if qlora == "auto" else bool(qlora)
     adapters = {}
+    soft = bool(samples) and isinstance(samples[0], SoftLabel)  # soft labels: the distribution trainer
     for adapter_name, group in groups.items():
         folder = run_dir / "train" / adapter_name
-        write_training_data(group, run_dir / "train" / "data", adapter_name)
+        if soft:
+            write_soft_labels(group, run_dir / "train" / "data", adapter_name)
+        else:
+            write_training_data(group, run_dir / "train" / "data", adapter_name)
         if not (folder / "adapter_config.json").is_file():
             log.info("training %s on %d examples", adapter_name, len(group))
-            train_lora(base, group, folder, cfg["train"]["lora"], cfg["train"]["sft"], four_bit)
+            if soft:
+                train_distribution(base, group, folder, cfg["train"]["lora"], cfg["train"].get("soft"))
+            else:
+                train_lora(base, group, folder, cfg["train"]["lora"], cfg["train"]["sft"], four_bit)
         adapters[adapter_name] = folder
     return adapters
