@@ -4,6 +4,7 @@ keeps eval questions out of training, reruns reuse what matches and refuse what 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,9 @@ from culturealign.recipes.surveyfit import run_surveyfit
 from culturealign.runs.store import read_jsonl
 
 pytestmark = pytest.mark.slow
+WVS_SMALL = Path(__file__).resolve().parents[1] / "fixtures" / "wvs_small"
 SMALL = [
+    f"eval.survey={WVS_SMALL}",
     "cultures=[DEU,NGA]",
     "eval.cultures=[USA]",
     "split.topics=[Security,Migration]",
@@ -44,6 +47,11 @@ def test_no_eval_question_reaches_training(small_run):
     evaluated = {r["question_id"] for r in read_jsonl(out / "eval" / "wvs-after" / "items.jsonl")}
     assert evaluated == set(split["eval"]) - {None} or evaluated <= set(split["eval"])
     assert result["eval_questions_in_training"] == 0
+    # the second survey is scored without any question that reached training (by id or near-duplicate text)
+    counts = result["survey2"]
+    assert counts["questions"] == counts["kept"] + counts["same_id_as_training"] + counts["near_duplicate_of_training"]
+    second = {r["question_id"] for r in read_jsonl(out / "eval" / "wvs-survey2-after" / "items.jsonl")}
+    assert second and not second & trained
 
 
 def test_results_carry_intervals_discrimination_and_the_heldout_culture(small_run):

@@ -50,3 +50,13 @@ def test_reason_is_appended_only_when_asked():
     assert with_reason.messages[-1]["content"] == "2\nGermans are careful with strangers."
     no_reason = list(SurveyAnswerSamples(parse_cultures("DEU"), with_reason=True).run([_pair("DEU", "1")]))[0]
     assert no_reason.messages[-1]["content"] == "1"
+
+
+def test_distribution_target_is_the_aware_distribution_on_the_same_prompt():
+    from culturealign.records import SoftLabel
+
+    code = list(SurveyAnswerSamples(parse_cultures("DEU")).run([_pair("DEU", "2")]))[0]
+    soft = list(SurveyAnswerSamples(parse_cultures("DEU"), target="distribution").run([_pair("DEU", "2")]))[0]
+    assert isinstance(soft, SoftLabel)
+    assert soft.target == {"1": 0.2, "2": 0.8}  # the aware answer's probabilities, not one code drawn from them
+    assert soft.messages == code.messages[:-1] and soft.meta == code.meta

@@ -210,22 +210,31 @@ def second_survey(cfg: dict[str, Any], split: QuestionSplit, survey: Survey) -> 
     path = cfg["eval"]["survey"]
     if not path:
         return None, {}
-    from culturealign.steps.dedup import Deduplicate
+    import numpy as np
+
+    from culturealign.steps.dedup import embed, normalize
 
     other = load_survey(path)
     train_ids = set(split.train) | set(split.validation)
-    train_texts = [survey.questions[q].text for q in train_ids]
-    same_id = [q for q in other.questions.values() if q.id in train_ids]
+    train_texts = [survey.questions[q].text for q in sorted(train_ids)]
     rest = [q for q in other.questions.values() if q.id not in train_ids]
-    dedup = Deduplicate(train_texts, cfg["eval"]["dedup_threshold"])
-    kept = list(dedup.run(rest))
-    near = sum(1 for _, why in dedup.dropped if "evaluation question" in why)
+    seen = {normalize(t) for t in train_texts}
+    near = 0
+    kept = []
+    if rest:
+        vecs = embed([q.text for q in rest] + train_texts)
+        sims = vecs[: len(rest)] @ vecs[len(rest) :].T
+        for q, row in zip(rest, sims, strict=True):
+            if normalize(q.text) in seen or float(np.max(row)) >= cfg["eval"]["dedup_threshold"]:
+                near += 1
+            else:
+                kept.append(q)
     counts = {
         "questions": len(other.questions),
-        "same_id_as_training": len(same_id),
+        "same_id_as_training": len(other.questions) - len(rest),
         "near_duplicate_of_training": near,
+        "kept": len(kept),
     }
-    counts["kept"] = len(kept)
     return other.subset(q.id for q in kept), counts
 
 

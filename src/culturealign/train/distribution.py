@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -228,6 +229,7 @@ def train_distribution(
     history: list[dict[str, float]] = []
     step, running, mass, seen = 0, 0.0, 0.0, 0
     model.train()
+    start = time.perf_counter()
     with progress_bar("training (soft labels)", total, progress and acc.is_main_process) as advance:
         while step < total:
             for idx in loader:
@@ -251,7 +253,8 @@ def train_distribution(
                         advance(1)
                     if step >= total:
                         break
-    return _save(acc, model, Path(out), history, len(items), model_path, s)
+    seconds = time.perf_counter() - start
+    return _save(acc, model, Path(out), history, len(items), model_path, {**s, "train_seconds": round(seconds, 3)})
 
 
 def _save(acc: Any, model: Any, out: Path, history: list, examples: int, base: str, settings: dict) -> TrainResult:
@@ -267,6 +270,7 @@ def _save(acc: Any, model: Any, out: Path, history: list, examples: int, base: s
             "steps": len(history),
             "examples": examples,
             "base": base,
+            "train_seconds": settings.pop("train_seconds", None),  # the training loop alone (no load, no save)
             "settings": settings,
         }
         (staging / "train_info.json").write_text(json.dumps(info, indent=2))
