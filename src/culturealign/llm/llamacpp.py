@@ -21,8 +21,8 @@ import numpy as np
 
 from culturealign.errors import UserError
 from culturealign.llm.base import Engine, GenParams, OptionScores
-from culturealign.llm.local import _lcp, _trie_probs
 from culturealign.llm.models import ALIASES, _alias_gguf
+from culturealign.llm.trie import common_prefix, probe_paths, trie_probs
 from culturealign.records import Messages
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class LlamaCppEngine(Engine):
     def _logits_after(self, ids: Sequence[int]) -> np.ndarray:
         """Logits of every position of ``ids`` (row i predicts token i+1), reusing the longest evaluated prefix."""
         llm = self.load()
-        keep = min(_lcp(llm.input_ids[: llm.n_tokens].tolist(), list(ids)), len(ids) - 1)
+        keep = min(common_prefix(llm.input_ids[: llm.n_tokens].tolist(), list(ids)), len(ids) - 1)
         llm.n_tokens = keep  # eval() drops the KV cells past n_tokens, so the kept prefix is reused as is
         llm.eval(list(ids[keep:]))
         self.stats.prompt_tokens += len(ids) - keep
@@ -165,15 +165,13 @@ class LlamaCppEngine(Engine):
         for messages, opts in zip(prompts, options, strict=True):
             ids = self.render(messages)
             code_ids = {c: tuple(llm.tokenize(str(c).encode("utf-8"), add_bos=False)) for c in opts}
-            internal = {seq[:k] for seq in code_ids.values() for k in range(1, len(seq))}
-            probes = [p for p in internal if not any(q != p and q[: len(p)] == p for q in internal)] or [()]
             nodes: dict[tuple, np.ndarray] = {}
-            for probe in sorted(probes):
+            for probe in probe_paths(code_ids):
                 self._check_fits(ids, len(probe))
                 rows = self._logits_after(ids + list(probe))
                 for k in range(len(probe) + 1):  # the distribution after probe[:k]
                     nodes[probe[:k]] = _log_softmax(rows[len(ids) - 1 + k])
-            out.append(_trie_probs(code_ids, nodes))
+            out.append(OptionScores(*trie_probs(code_ids, nodes), "logits"))
         return out
 
     # -- completion scoring -------------------------------------------------------------------------
@@ -185,7 +183,7 @@ class LlamaCppEngine(Engine):
             prompt = self.render(messages)
             text = llm.detokenize(prompt, special=True).decode("utf-8", errors="replace") + completion
             full = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-            start = _lcp(prompt, full)
+            start = common_prefix(prompt, full)
             if start >= len(full):
                 out.append(0.0)
                 continue

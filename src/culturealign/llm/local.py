@@ -20,7 +20,7 @@ from typing import Any
 from culturealign.errors import UserError
 from culturealign.llm.base import Engine, GenParams, OptionScores
 from culturealign.llm.models import resolve_model
-from culturealign.llm.trie import code_paths, probe_paths, trie_probs
+from culturealign.llm.trie import code_paths, common_prefix, probe_paths, trie_probs
 from culturealign.records import Messages
 
 log = logging.getLogger(__name__)
@@ -87,14 +87,6 @@ def growing_cache(config: Any) -> Any:
     cache = DynamicCache(config=config)
     cache.layers = [_GROWING() if type(layer) is DynamicLayer else layer for layer in cache.layers]
     return cache
-
-
-def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 @dataclass
@@ -246,14 +238,14 @@ class LocalEngine(Engine):
         order = sorted(range(len(rows)), key=lambda r: rows[r].ids)  # shared prefixes end up adjacent
         groups: list[list[int]] = []
         for r in order:
-            if groups and _lcp(rows[groups[-1][0]].ids, rows[r].ids) >= MIN_SHARED_PREFIX:
+            if groups and common_prefix(rows[groups[-1][0]].ids, rows[r].ids) >= MIN_SHARED_PREFIX:
                 groups[-1].append(r)
             else:
                 groups.append([r])
         result: dict[tuple[int, tuple], Any] = {}
         with torch.inference_mode():
             for group in groups:
-                shared = min(_lcp(rows[group[0]].ids, rows[r].ids) for r in group)
+                shared = min(common_prefix(rows[group[0]].ids, rows[r].ids) for r in group)
                 shared = min(shared, min(prompt_lens[r] for r in group) - 1)  # keep >= 1 prompt token per row
                 prefix_cache = None
                 if shared >= MIN_SHARED_PREFIX:
@@ -305,7 +297,7 @@ class LocalEngine(Engine):
         for p, c in zip(prompts, completions, strict=True):
             prompt = self.render(p)
             full = tok(tok.decode(prompt) + c, add_special_tokens=False).input_ids
-            seqs.append((full, _lcp(prompt, full)))
+            seqs.append((full, common_prefix(prompt, full)))
         out = [0.0] * len(seqs)
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
         for b in range(0, len(order), self.batch_size):

@@ -17,6 +17,15 @@ from typing import Any
 Path = tuple[int, ...]
 
 
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the common prefix of two token sequences (prompts that share a system prompt share a prefix)."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
 def code_paths(tokenizer: Any, codes: Sequence[str]) -> dict[str, Path]:
     """Each code's token ids as the tokenizer writes it at the start of the reply."""
     return {c: tuple(tokenizer(str(c), add_special_tokens=False).input_ids) for c in codes}

@@ -108,14 +108,6 @@ def _encode(tok: Any, items: Sequence[SoftLabel]) -> list[dict[str, Any]]:
     return out
 
 
-def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
 def batch_loss(
     model: Any, pad_id: int, encoded: Sequence[dict[str, Any]], share_prefix: bool = True
 ) -> tuple[Any, float]:
@@ -128,12 +120,12 @@ def batch_loss(
     """
     import torch
 
-    from culturealign.llm.trie import option_log_probs, soft_cross_entropy
+    from culturealign.llm.trie import common_prefix, option_log_probs, soft_cross_entropy
 
     rows = [(i, path, ids) for i, e in enumerate(encoded) for path, ids in e["rows"]]
     device = next(model.parameters()).device
     prompt_len = min(len(ids) - len(path) for _, path, ids in rows)
-    shared = min(_lcp(rows[0][2], ids) for _, _, ids in rows) if share_prefix and len(rows) > 1 else 0
+    shared = min(common_prefix(rows[0][2], ids) for _, _, ids in rows) if share_prefix and len(rows) > 1 else 0
     shared = min(shared, prompt_len - 1)  # keep at least one prompt token per row
     kwargs: dict[str, Any] = {}
     if shared >= 16:
