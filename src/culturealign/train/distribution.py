@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -205,7 +206,9 @@ def train_distribution(
     tok = AutoTokenizer.from_pretrained(model_path)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     encoded = _encode(tok, items)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32), lora_cfg)
+    with warnings.catch_warnings():  # PEFT asks transformers 5.24 a deprecated name (is_gradient_checkpointing)
+        warnings.simplefilter("ignore", FutureWarning)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32), lora_cfg)
     model.config.use_cache = False
     groups = [str(it.messages[0].get("content", "")) if it.messages[0].get("role") == "system" else "" for it in items]
     batches = prefix_batches(encoded, groups, s["per_device_train_batch_size"], s["seed"])
