@@ -82,3 +82,16 @@ def test_two_cpu_processes_under_accelerate(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads((tmp_path / "a" / "train_info.json").read_text())
     assert info["world_size"] == 2 and info["steps"] == 2
+
+
+def test_culturespa_variant_trains_soft_labels_with_the_distribution_trainer(tmp_path):
+    from culturealign.train.variants import train_variant
+
+    cfg = {
+        "student": {"model": "smollm2"},
+        "train": {"lora": {"r": 4}, "sft": {}, "soft": {"max_steps": 1, "per_device_train_batch_size": 4}},
+    }
+    adapters = train_variant(tmp_path, "joint", _items(4), cfg, "joint")
+    info = json.loads((adapters["joint"] / "train_info.json").read_text())
+    assert info["target"] == "distribution" and info["steps"] == 1
+    assert (tmp_path / "train" / "data" / "joint.jsonl").is_file()  # the soft labels, written for reuse
