@@ -75,8 +75,10 @@ def test_rerun_reuses_matching_work_and_refuses_a_changed_config(small_run, wvs_
     assert again["wvs"]["overall"]["one_minus_jsd"]["after"] == pytest.approx(
         json.loads((out / "eval" / "wvs-after" / "metrics.json").read_text())["overall"]["one_minus_jsd"]
     )
+    config = (out / "config.yaml").read_text()
     with pytest.raises(UserError, match=r"other settings \(cultures\)"):
         run_surveyfit("recipes/surveyfit.yaml", [f"survey={wvs_path}", f"out={out}", *SMALL, "cultures=[DEU,USA]"])
+    assert (out / "config.yaml").read_text() == config  # refused before the run folder's config was overwritten
     retrained = run_surveyfit(
         "recipes/surveyfit.yaml", [f"survey={wvs_path}", f"out={out}", *SMALL, "train.soft.learning_rate=2.0e-4"]
     )

@@ -34,6 +34,8 @@ def test_eval_folder_names():
 
 def test_fingerprint_refuses_other_settings_and_names_the_keys(tmp_path):
     path = tmp_path / "fingerprint.json"
+    check_fingerprint(path, {"cultures": ["DEU"]}, "the data", "fix", write=False)
+    assert not path.exists()  # a check only
     check_fingerprint(path, {"cultures": ["DEU"], "split": {"seed": 0}}, "the data", "use another --out")
     check_fingerprint(path, {"cultures": ["DEU"], "split": {"seed": 0}}, "the data", "use another --out")  # same: ok
     with pytest.raises(UserError, match=r"other settings \(split\): use another --out"):

@@ -282,25 +282,25 @@ def run_surveyfit(
     """Run the recipe; returns the comparison (also in ``eval/comparison.json``)."""
     cfg = load_config(config, DEFAULTS, list(overrides))
     survey, trained, heldout, split = prepare(cfg)
+    data_keys = {k: cfg[k] for k in ("survey", "cultures", "split")} | {
+        "target": cfg["train"]["target"],
+        "samples_per_item": cfg["train"]["samples_per_item"],
+    }
+    stamp = Path(cfg["out"]) / "steps" / "fingerprint.json"
+    what, fix = "the split and training data", "use another --out, or add --from training-data to redo them"
+    if redo_from != "training-data":  # refuse before anything of the run folder (config.yaml) is overwritten
+        check_fingerprint(stamp, data_keys, what, fix, write=False)
     with recipe_run(cfg, "surveyfit", STAGES, redo_from) as run:
-        data_keys = {k: cfg[k] for k in ("survey", "cultures", "split")} | {
-            "target": cfg["train"]["target"],
-            "samples_per_item": cfg["train"]["samples_per_item"],
-        }
         if redo_from == "training-data":
             shutil.rmtree(run.path / "steps", ignore_errors=True)
-        check_fingerprint(
-            run.path / "steps" / "fingerprint.json",
-            data_keys,
-            "the split and training data",
-            "use another --out, or add --from training-data to redo them",
-        )
+        check_fingerprint(stamp, data_keys, what, fix)
         write_json(run.path / "split.json", split.to_dict())
         t = cfg["train"]
         steps = [SurveyTargets(survey, trained, t["target"], t["samples_per_item"], "none", cfg["split"]["seed"])]
         examples = run_steps(steps, run.path, [survey.questions[q] for q in split.train])
-        leaked = sorted({e.meta["question_id"] for e in examples} - set(split.train))
-        assert not leaked and not set(split.eval) & {e.meta["question_id"] for e in examples}, leaked
+        outside = sorted({e.meta["question_id"] for e in examples} - set(split.train))
+        if outside:  # the split's promise, checked on what really reached training (not stripped by python -O)
+            raise AssertionError(f"training data holds questions outside the training split: {outside}")
         return train_and_compare(run, cfg, survey, trained, heldout, split, examples)
 
 
@@ -319,7 +319,7 @@ def train_and_compare(
         "target": t["target"],
         "examples": len(examples),
         "split": {k: len(getattr(split, k)) for k in ("train", "validation", "eval")},
-        "eval_questions_in_training": 0,  # asserted above
+        "eval_questions_in_training": len(set(split.eval) & {e.meta["question_id"] for e in examples}),
         "cultures": {"trained": [c.code for c in trained], "heldout": [c.code for c in heldout]},
     }
     if len(examples) < t["min_examples"]:

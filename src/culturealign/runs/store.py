@@ -116,11 +116,12 @@ def fingerprint(settings: Any) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def check_fingerprint(path: Path, settings: dict[str, Any], what: str, fix: str) -> None:
+def check_fingerprint(path: Path, settings: dict[str, Any], what: str, fix: str, write: bool = True) -> None:
     """Refuse to reuse ``path`` (a finished piece of work) when it was made from other ``settings``.
 
-    The first call writes ``path`` (a JSON of the settings and their hash); a later call with settings that differ
-    raises a UserError naming the keys that changed, so a rerun never reports stale work under a new config.
+    The first call writes ``path`` (a JSON of the settings and their hash; ``write=False`` only checks); a later call
+    with settings that differ raises a UserError naming the keys that changed, so a rerun never reports stale work
+    under a new config.
     """
     want = {"fingerprint": fingerprint(settings), "settings": settings}
     if path.is_file():
@@ -131,4 +132,5 @@ def check_fingerprint(path: Path, settings: dict[str, Any], what: str, fix: str)
                              != json.dumps(settings.get(k), default=str, sort_keys=True))  # fmt: skip
             raise UserError(f"{what} in {path.parent} was made with other settings ({', '.join(changed)}): {fix}")
         return
-    write_json(path, json.loads(json.dumps(want, default=str)))
+    if write:
+        write_json(path, json.loads(json.dumps(want, default=str)))
