@@ -66,6 +66,7 @@ class EngineStats:
     cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cache_unreadable: int = 0  # cached entries of the wrong shape or not JSON: asked again as misses
 
 
 ProgressFn = Callable[[int], None]
@@ -113,9 +114,14 @@ class Engine(ABC):
     ) -> list[list[str]]:
         """``params.n`` completions per chat prompt (each a list of ``{"role", "content"}`` messages)."""
         params = params or GenParams()
-        keys = [cache_key(self.identity(), "generate", p, asdict(params)) for p in prompts]
+        ident = self.identity()
+        keys = [cache_key(ident, "generate", p, asdict(params)) for p in prompts]
+
+        def valid(v: Any) -> bool:
+            return isinstance(v, list) and len(v) == params.n and all(isinstance(t, str) for t in v)
+
         return self._cached(
-            keys, list(prompts), lambda chunk: self._generate(chunk, params), progress, self.batch_size
+            keys, list(prompts), lambda chunk: self._generate(chunk, params), progress, self.batch_size, valid=valid
         )
 
     def score_options(
@@ -124,7 +130,8 @@ class Engine(ABC):
         """For each prompt, the probability of each option code as the assistant's whole reply."""
         if len(prompts) != len(options):
             raise ValueError("score_options needs one option list per prompt")
-        keys = [cache_key(self.identity(), "options", p, list(o)) for p, o in zip(prompts, options, strict=True)]
+        ident = self.identity()
+        keys = [cache_key(ident, "options", p, list(o)) for p, o in zip(prompts, options, strict=True)]
         items = list(zip(prompts, options, strict=True))
         raw = self._cached(
             keys,
@@ -132,6 +139,7 @@ class Engine(ABC):
             lambda chunk: self._score_options([c[0] for c in chunk], [c[1] for c in chunk]),
             progress,
             encode=asdict,
+            valid=_valid_scores,
         )
         return [OptionScores(**r) for r in raw]
 
@@ -139,10 +147,15 @@ class Engine(ABC):
         self, prompts: Sequence[Messages], completions: Sequence[str], progress: ProgressFn | None = None
     ) -> list[float]:
         """log p(completion | prompt) as the assistant's reply, summed over its tokens."""
-        keys = [cache_key(self.identity(), "completion", p, c) for p, c in zip(prompts, completions, strict=True)]
+        ident = self.identity()
+        keys = [cache_key(ident, "completion", p, c) for p, c in zip(prompts, completions, strict=True)]
         items = list(zip(prompts, completions, strict=True))
         return self._cached(
-            keys, items, lambda chunk: self._score_completions([c[0] for c in chunk], [c[1] for c in chunk]), progress
+            keys,
+            items,
+            lambda chunk: self._score_completions([c[0] for c in chunk], [c[1] for c in chunk]),
+            progress,
+            valid=lambda v: isinstance(v, int | float) and not isinstance(v, bool),
         )
 
     def _cached(
@@ -153,8 +166,16 @@ class Engine(ABC):
         progress: ProgressFn | None,
         chunk: int | None = None,
         encode: Callable[[Any], Any] | None = None,
+        valid: Callable[[Any], bool] = lambda v: True,
     ):
-        found = self.cache.get_many(list(dict.fromkeys(keys))) if self.cache is not None else {}
+        found: dict[str, Any] = {}
+        if self.cache is not None:
+            before = self.cache.unreadable
+            found = self.cache.get_many(list(dict.fromkeys(keys)))
+            bad = [k for k, v in found.items() if not valid(v)]
+            for k in bad:
+                del found[k]
+            self.stats.cache_unreadable += len(bad) + self.cache.unreadable - before
         results: dict[str, Any] = dict(found)
         counts = Counter(keys)  # a key asked n times counts n times in hits and progress
         hits = sum(counts[k] for k in found)
@@ -190,3 +211,14 @@ class Engine(ABC):
             if progress:
                 progress(sum(counts[k] for k in chunk_keys))
         return [results[k] for k in keys]
+
+
+def _valid_scores(v: Any) -> bool:
+    """A cached option-scoring entry of the shape ``OptionScores`` is built from."""
+    return (
+        isinstance(v, dict)
+        and set(v) == {"probs", "mass", "method"}
+        and isinstance(v["probs"], dict)
+        and all(isinstance(p, int | float) for p in v["probs"].values())
+        and isinstance(v["mass"], int | float)
+    )

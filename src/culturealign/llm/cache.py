@@ -35,6 +35,7 @@ class CallCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self.unreadable = 0  # entries that did not decode (a damaged file, an older format): read as misses
         with self._errors("open"):
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -58,7 +59,10 @@ class CallCache:
                 chunk = keys[i : i + 500]
                 marks = ",".join("?" * len(chunk))
                 for k, v in self._db.execute(f"SELECT key, value FROM calls WHERE key IN ({marks})", chunk):
-                    out[k] = json.loads(v)
+                    try:
+                        out[k] = json.loads(v)
+                    except (TypeError, ValueError):  # not JSON text: asked again, and overwritten
+                        self.unreadable += 1
         return out
 
     def put_many(self, items: dict[str, Any]) -> None:

@@ -21,7 +21,8 @@ import numpy as np
 
 from culturealign.errors import UserError
 from culturealign.llm.base import Engine, GenParams, OptionScores
-from culturealign.llm.models import ALIASES, _alias_gguf
+from culturealign.llm.identity import file_digest
+from culturealign.llm.models import ALIASES, alias_gguf
 from culturealign.llm.trie import common_prefix, probe_paths, trie_probs
 from culturealign.records import Messages
 
@@ -33,7 +34,7 @@ INSTALL_HINT = "Install llama-cpp-python to use engine 'llamacpp' (pip install '
 def gguf_path(model: str) -> Path:
     """The GGUF file behind ``model``: the ``smollm2`` alias (the embedded file) or a path to a ``.gguf`` file."""
     if model in ALIASES:
-        return _alias_gguf(*ALIASES[model])
+        return alias_gguf(*ALIASES[model])
     path = Path(model).expanduser()
     if path.suffix != ".gguf":
         raise UserError(f"engine 'llamacpp' needs a .gguf file or 'smollm2', got {model!r}")
@@ -69,8 +70,8 @@ class LlamaCppEngine(Engine):
         self._path = gguf_path(self.model)
 
     def identity(self) -> dict[str, Any]:
-        stat = self._path.stat()
-        return {"engine": "llamacpp", "model": self._path.name, "size": stat.st_size}
+        """The GGUF file's digest (computed once per file, remembered): same-size files never share answers."""
+        return {"engine": "llamacpp", "model": file_digest(self._path)}
 
     # -- loading ------------------------------------------------------------------------------------
     def load(self) -> Any:

