@@ -75,9 +75,10 @@ class EngineSettings:
 def eval_run(kind: str, out: str | Path | None, config: dict[str, Any], settings: EngineSettings):
     """A run folder for one evaluation: writes its config, yields (run, engine), then adds the cost."""
     out = Path(out or f"runs/eval-{kind}-{time.strftime('%Y%m%d-%H%M%S')}")
+    engine = settings.build(None)  # a bad model or adapter fails here, before a run folder exists
     with RunFolder(out) as run:
         run.write_config({"command": f"eval {kind}", **config, **asdict(settings)})
-        engine = settings.build(run.cache)
+        engine.cache = run.cache
         start = time.time()
         yield run, engine
         write_cost(run.path, engine, time.time() - start)

@@ -43,6 +43,7 @@ Engine = Annotated[
         "(a .gguf file in process; the llamacpp extra)."
     ),
 ]
+BatchSize = Annotated[int, typer.Option(min=1, help="Prompts the model sees at once.")]
 BaseUrl = Annotated[str | None, typer.Option(help="Server URL for --engine openai, e.g. http://localhost:8000/v1.")]
 
 
@@ -56,13 +57,15 @@ def eval_wvs_cmd(
     prompt: Annotated[str, typer.Option(help="unaware | aware | cross-culture")] = "aware",
     adapter: Annotated[str | None, typer.Option(help="PEFT adapter folder to apply to the model.")] = None,
     topics: Annotated[list[str] | None, typer.Option(help="Only these survey topics (repeatable).")] = None,
-    limit: Annotated[int | None, typer.Option(help="At most N questions per culture (seeded sample).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most N questions per culture (seeded sample).")] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (default runs/eval-wvs-<time>).")] = None,
     engine: Engine = "local",
     base_url: BaseUrl = None,
     dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (local engine).")] = "float32",
-    batch_size: int = 16,
-    icl: Annotated[int, typer.Option(help="Self-alignment: show K answered questions of the culture first.")] = 0,
+    batch_size: BatchSize = 16,
+    icl: Annotated[
+        int, typer.Option(min=0, help="Self-alignment: show K answered questions of the culture first.")
+    ] = 0,
 ) -> None:
     """Measure how well a model's answers match a culture's survey answers (four metrics)."""
     from culturealign.api import EngineSettings, eval_wvs
@@ -81,12 +84,12 @@ def eval_blend_cmd(
     ] = None,
     model: Model = "smollm2",
     adapter: Annotated[str | None, typer.Option(help="PEFT adapter folder to apply to the model.")] = None,
-    limit: Annotated[int | None, typer.Option(help="At most N questions per region (seeded sample).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most N questions per region (seeded sample).")] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (default runs/eval-blend-<time>).")] = None,
     engine: Engine = "local",
     base_url: BaseUrl = None,
     dtype: str = "float32",
-    batch_size: int = 16,
+    batch_size: BatchSize = 16,
 ) -> None:
     """BLEnD everyday-culture short answers: accuracy and vote-weighted accuracy per region."""
     from rich.table import Table
@@ -110,12 +113,12 @@ def eval_relations_cmd(
     cultures: Annotated[str | None, typer.Option(help="Comma-separated alpha-3 codes (default: all).")] = None,
     model: Model = "smollm2",
     adapter: Annotated[str | None, typer.Option(help="PEFT adapter folder to apply to the model.")] = None,
-    limit: Annotated[int | None, typer.Option(help="At most N questions per culture.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most N questions per culture.")] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (default runs/eval-relations-<time>).")] = None,
     engine: Engine = "local",
     base_url: BaseUrl = None,
     dtype: str = "float32",
-    batch_size: int = 16,
+    batch_size: BatchSize = 16,
 ) -> None:
     """Does the model see the same cultural map as the people? Culture x culture similarity, rank correlation."""
     from culturealign.api import EngineSettings, eval_relations
@@ -138,7 +141,7 @@ def eval_hhh_cmd(
     base_url: BaseUrl = None,
     judge_engine: Annotated[str | None, typer.Option(help="Judge engine (default: --engine).")] = None,
     judge_base_url: Annotated[str | None, typer.Option(help="Judge server URL (default: --base-url).")] = None,
-    limit: Annotated[int | None, typer.Option(help="A seeded slice of N items (default 50; 0 = all).")] = 50,
+    limit: Annotated[int | None, typer.Option(min=0, help="A seeded slice of N items (default 50; 0 = all).")] = 50,
     max_tokens: Annotated[int, typer.Option(help="Longest answer of the model under test.")] = 128,
     train_data: Annotated[
         Path | None, typer.Option(help="Training questions (JSONL/CSV) to measure leakage against.")
@@ -177,9 +180,9 @@ def eval_general_cmd(
     tasks: Annotated[
         str, typer.Option(help="Comma-separated lm-evaluation-harness tasks (hub tasks such as mmlu need internet).")
     ] = "culturealign_general_mc",
-    limit: Annotated[int | None, typer.Option(help="At most N documents per task.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most N documents per task.")] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (default runs/eval-general-<time>).")] = None,
-    batch_size: int = 16,
+    batch_size: BatchSize = 16,
 ) -> None:
     """General ability through lm-evaluation-harness: each task's score for base and tuned, with standard errors."""
     from culturealign.api import eval_general
@@ -200,7 +203,7 @@ def map_cmd(
     engine: Engine = "local",
     base_url: BaseUrl = None,
     dtype: str = "float32",
-    batch_size: int = 16,
+    batch_size: BatchSize = 16,
 ) -> None:
     """Place the model, culture-unaware and as each culture, on the survey countries' Inglehart-Welzel map."""
     from rich.table import Table
@@ -249,6 +252,7 @@ def run_cmd(
     import yaml
 
     from culturealign.evaluate.compare import format_before_after
+    from culturealign.evaluate.wvs import skip_line
 
     try:
         recipe = (yaml.safe_load(config.read_text("utf-8")) or {}).get("recipe", config.stem)
@@ -298,6 +302,8 @@ def run_cmd(
             f"{j['total']}, dropped {dict(j['dropped_by_reason'] or {})}"
         )
     console.print(format_before_after(result["wvs"]))
+    if result.get("survey_skipped"):
+        console.print(skip_line(result["survey_skipped"]))
     for when, div in result.get("divergence", {}).items():
         per = ", ".join(f"{c} {m['js_distance']:.3f}/{m['kl']:.3f}" for c, m in div["per_culture"].items())
         console.print(
@@ -465,10 +471,11 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(2)
-        raise
+    except typer.TyperException as e:  # a bad option or value (typer's click): one line, like every other mistake
+        if _state["debug"]:
+            raise
+        ctx = getattr(e, "ctx", None)
+        hint = f"; see {ctx.command_path} --help" if ctx is not None else ""
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        print(f"error: {' '.join(message.split())}{hint}", file=sys.stderr)
+        sys.exit(2)

@@ -1,15 +1,21 @@
 """Recipe configs: YAML merged over a recipe's defaults, with ``a.b=value`` overrides from the command line.
 
 Unknown keys fail with the list of known ones (a typo must not be silently ignored), and so do values whose type
-does not fit the default's (a flag, a whole number, a number, a single value; ``null`` fits any key and means
-"not set"); the sections that pass through to libraries (``lora``, ``sft``) accept any key, and the libraries check
-them.
+does not fit the default's (a flag, a whole number, a number, a single value, a list whose elements fit the
+default's). Beyond types, :class:`Rule` says what a key accepts (a range, choices, the type of a key whose default is
+``null``, the elements of a list): ``COMMON_RULES`` by key name for every recipe, each recipe's ``RULES`` by full
+path. All of it is checked when the config is loaded, before any step runs or any model loads. ``null`` means "not
+set" and fits only keys whose default is null or whose rule allows it. The sections that pass through to libraries
+(``lora``, ``sft``, ``soft``) accept any key, and the libraries check them.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +23,7 @@ import yaml
 
 from culturealign.errors import UserError
 
-PASS_THROUGH = {"lora", "sft"}
+PASS_THROUGH = {"lora", "sft", "soft"}
 # YAML 1.1 (PyYAML) reads 1e-4 as text: it wants a dot (1.0e-4). Users write 1e-4 for learning rates.
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -35,9 +41,21 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
+def _shown(value: Any) -> str:
+    return repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+
+
 def _checked(path: str, default: Any, value: Any) -> Any:
     """``value`` if its type fits ``default`` (a float may come as text such as '1e-4'); else a UserError."""
     if value is None or default is None:
+        return value
+    if isinstance(default, list):
+        if isinstance(value, str) and default and isinstance(default[0], str):
+            value = [v.strip() for v in value.split(",") if v.strip()]  # cultures=DEU,CHN on a command line
+        if not isinstance(value, list):
+            raise UserError(f"config key {path!r} must be a list, e.g. {default!r}, not {_shown(value)}")
+        if default:  # elements like the default's (a culture list holds codes, not lists or numbers)
+            return [_checked(f"{path}[{i}]", default[0], v) for i, v in enumerate(value)]
         return value
     if isinstance(default, bool):
         ok, want = isinstance(value, bool), "true or false"
@@ -47,14 +65,113 @@ def _checked(path: str, default: Any, value: Any) -> Any:
         if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
             value = float(value)
         ok, want = isinstance(value, int | float) and not isinstance(value, bool), "a number"
-    elif isinstance(default, list):
-        ok, want = not isinstance(value, dict), "a list"
     else:
         ok, want = not isinstance(value, dict | list), "a single value"
     if not ok:
-        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-        raise UserError(f"config key {path!r} must be {want}, not {shown} (its default is {default!r})")
+        raise UserError(f"config key {path!r} must be {want}, not {_shown(value)} (its default is {default!r})")
     return value
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one config key accepts beyond its default's type.
+
+    ``type`` types a key whose default is null (``int``, ``float``, ``str``); ``each`` says the key holds a list of
+    that type; ``low``/``high`` bound numbers (``open_low`` excludes ``low``); ``choices`` lists the allowed values;
+    ``nullable`` lets ``null`` stand for "not set" where the default is a value.
+    """
+
+    type: type | None = None
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    choices: tuple = ()
+    each: type | None = None
+    nullable: bool = False
+
+    def check(self, path: str, value: Any, default: Any) -> None:
+        if value is None:
+            if default is not None and not self.nullable:
+                raise UserError(f"config key {path!r} cannot be null: set a value such as {default!r}")
+            return
+        if self.each is not None:
+            if not isinstance(value, list):
+                raise UserError(
+                    f"config key {path!r} must be a list, e.g. [{_example(self.each)}], not {_shown(value)}"
+                )
+            for i, v in enumerate(value):
+                Rule(self.each, self.low, self.high, self.open_low, self.choices).check(f"{path}[{i}]", v, None)
+            return
+        if self.type is str and not isinstance(value, str):
+            raise UserError(f"config key {path!r} must be text, not {_shown(value)}")
+        if self.type is not None:
+            _checked(path, _example(self.type), value)
+        if self.choices and value not in self.choices:
+            raise UserError(
+                f"config key {path!r} must be one of {', '.join(map(str, self.choices))}, not {_shown(value)}"
+            )
+        if self.low is not None or self.high is not None:
+            if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+                raise UserError(f"config key {path!r} must be a number, not {_shown(value)}")
+            below = self.low is not None and (value <= self.low if self.open_low else value < self.low)
+            if below or (self.high is not None and value > self.high):
+                raise UserError(f"config key {path!r} must be {self._range()}, not {_shown(value)}")
+
+    def _range(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.open_low else '>='} {self.low}"
+        if self.low is None:
+            return f"<= {self.high}"
+        return f"in {'(' if self.open_low else '['}{self.low}, {self.high}]"
+
+
+def _example(kind: type) -> Any:
+    return {int: 1, float: 1.0, str: "text", bool: True}[kind]
+
+
+# Keys that mean the same in every recipe, by their last name.
+COMMON_RULES: dict[str, Rule] = {
+    "cultures": Rule(each=str),
+    "topics": Rule(each=str),
+    "domains": Rule(each=str),
+    "subdomains": Rule(each=str),
+    "limit": Rule(int, low=1, nullable=True),
+    "general_limit": Rule(int, low=1),
+    "blend_limit": Rule(int, low=1, nullable=True),
+    "train_limit": Rule(int, low=0),
+    "batch_size": Rule(int, low=1),
+    "max_tokens": Rule(int, low=1),
+    "max_retries": Rule(int, low=0),
+    "temperature": Rule(float, low=0),
+    "top_p": Rule(float, low=0, high=1, open_low=True),
+    "seed": Rule(int),
+    "per_topic": Rule(int, low=1),
+    "per_culture": Rule(int, low=1),
+    "per_pair": Rule(int, low=1),
+    "min_examples": Rule(int, low=1),
+    "engine": Rule(choices=("local", "openai", "llamacpp")),
+    "dtype": Rule(choices=("float32", "bfloat16", "float16")),
+    "model": Rule(str),
+    "base_url": Rule(str),
+    "chat_template_from": Rule(str),
+    "revision": Rule(str),
+    "mode": Rule(choices=("joint", "specific")),
+}
+
+
+def check_rules(config: Mapping, defaults: Mapping, rules: Mapping[str, Rule], where: str = "") -> None:
+    """Check every key of ``config`` against its recipe rule (full path) or the common rule (last name)."""
+    for key, value in config.items():
+        path = f"{where}{key}"
+        default = defaults.get(key)
+        if key in PASS_THROUGH:
+            continue
+        if isinstance(default, dict):
+            check_rules(value, default, rules, f"{path}.")
+            continue
+        rule = rules.get(path, COMMON_RULES.get(key))
+        if rule is not None:
+            rule.check(path, value, default)
 
 
 def merge(defaults: dict, given: dict, where: str = "") -> dict:
@@ -77,8 +194,10 @@ def merge(defaults: dict, given: dict, where: str = "") -> dict:
     return out
 
 
-def load_config(path: str | Path | None, defaults: dict, overrides: list[str] = ()) -> dict:
-    """Defaults <- YAML file <- ``key.sub=value`` overrides, checked against the defaults' keys."""
+def load_config(
+    path: str | Path | None, defaults: dict, overrides: list[str] = (), rules: Mapping[str, Rule] | None = None
+) -> dict:
+    """Defaults <- YAML file <- ``key.sub=value`` overrides, checked against the defaults' keys and the rules."""
     given: dict = {}
     if path is not None:
         path = Path(path)
@@ -102,4 +221,5 @@ def load_config(path: str | Path | None, defaults: dict, overrides: list[str] = 
             cursor = cursor.setdefault(k, {})
         cursor[keys[-1]] = value
         config = merge(config, node)
+    check_rules(config, defaults, rules or {})
     return config

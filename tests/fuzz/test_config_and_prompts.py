@@ -14,6 +14,7 @@ and the text must reach the prompt verbatim.
 from __future__ import annotations
 
 import os
+import re
 import string
 import tempfile
 from collections.abc import Callable, Iterator
@@ -169,8 +170,9 @@ def test_override_types_are_checked_against_the_defaults():
     d = culturespa.DEFAULTS
     assert load_config(None, d, ["dedup.threshold=1e-1"])["dedup"]["threshold"] == 0.1  # YAML 1.1 reads text
     assert load_config(None, d, ["train.sft.learning_rate=1e-4"])["train"]["sft"]["learning_rate"] == 1e-4
-    assert load_config(None, d, ["eval.limit=7", "questions.seed=null"])["eval"]["limit"] == 7
-    assert load_config(None, d, ["cultures=DEU,CHN"])["cultures"] == "DEU,CHN"  # the recipe splits it
+    assert load_config(None, d, ["eval.limit=7", "eval.limit=null"])["eval"]["limit"] is None
+    assert load_config(None, d, ["cultures=DEU,CHN"])["cultures"] == ["DEU", "CHN"]
+    assert load_config(None, d, ["questions.topics=[Economic Values]"])["questions"]["topics"] == ["Economic Values"]
     for override, needle in [
         ("questions.per_topic=abc", "'questions.per_topic' must be a whole number"),
         ("questions.per_topic=2.5", "whole number"),
@@ -178,9 +180,29 @@ def test_override_types_are_checked_against_the_defaults():
         ("dedup.threshold=[1]", "must be a number"),
         ("out.sub=1", "'out' must be a single value"),
         ("cultures={a: 1}", "'cultures' must be a list"),
+        # issue 20: null-default keys, list elements and ranges are checked when the config loads
+        ("cultures=5", "'cultures' must be a list"),
+        ("cultures=[[DEU], CHN]", "'cultures[0]' must be a single value"),
+        ("cultures=[DEU, 5]", "'cultures[1]' must be text"),
+        ("eval.limit=abc", "'eval.limit' must be a whole number"),
+        ("eval.limit=0", "'eval.limit' must be >= 1"),
+        ("eval.general_limit=-2", "'eval.general_limit' must be >= 1"),
+        ("questions.topics=Economic Values", "'questions.topics' must be a list"),
+        ("questions.topics=[1, 2]", "'questions.topics[0]' must be text"),
+        ("questions.per_topic=-3", "'questions.per_topic' must be >= 1"),
+        ("questions.temperature=-1", "'questions.temperature' must be >= 0"),
+        ("questions.seed=null", "'questions.seed' cannot be null"),
+        ("dedup.threshold=7", "'dedup.threshold' must be in (0, 1]"),
+        ("select.threshold=-0.5", "'select.threshold' must be in [0, 1]"),
+        ("generator.batch_size=0", "'generator.batch_size' must be >= 1"),
+        ("generator.engine=vllm", "'generator.engine' must be one of local, openai, llamacpp"),
+        ("student.dtype=int4", "'student.dtype' must be one of"),
+        ("generator.model=5", "'generator.model' must be text"),
+        ("train.mode=both", "'train.mode' must be one of joint, specific"),
+        ("answers.choice=best", "'answers.choice' must be one of top, sample"),
     ]:
-        with pytest.raises(UserError, match=needle):
-            load_config(None, d, [override])
+        with pytest.raises(UserError, match=re.escape(needle)):
+            load_config(None, d, [override], culturespa.RULES)
 
 
 def test_a_config_file_in_another_encoding_is_a_user_error(tmp_path):

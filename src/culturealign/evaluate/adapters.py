@@ -68,7 +68,7 @@ def evaluate_adapters(
             log.warning("no adapter for %s (no kept pairs): evaluating the base model for it", c.code)
         items += score(adapter, [c]).items
     items = with_cross_culture(items)  # across cultures: each culture was scored with its own adapter
-    return WVSResult("aware", items, summarize(items))
+    return WVSResult("aware", items, {**summarize(items), "survey_skipped": dict(survey.skipped)})
 
 
 def blend_adapters(

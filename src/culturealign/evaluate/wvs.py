@@ -212,7 +212,15 @@ def evaluate_wvs(
             for (c, q), s in zip(jobs, scores, strict=True)
         ]
     )
-    return WVSResult(mode, items, summarize(items))
+    # what the loader left out of the survey, by reason: a figure is read with the data it stands on
+    return WVSResult(mode, items, {**summarize(items), "survey_skipped": dict(survey.skipped)})
+
+
+def skip_line(skipped: dict[str, int]) -> str:
+    """One line of what a survey loader skipped, by reason ('' when nothing was)."""
+    if not skipped:
+        return ""
+    return "survey rows skipped: " + "; ".join(f"{n:,} {reason}" for reason, n in sorted(skipped.items()))
 
 
 def _with_examples(messages, survey: Survey, culture: str, asked: SurveyQuestion, pool, k: int, seed: int):
@@ -248,8 +256,14 @@ def format_table(metrics: dict[str, Any], title: str = "") -> Any:
             str(m["n_questions"]),
             *(_fmt(m.get(k)) for k in (*METRIC_NAMES, "discrimination", "mass_on_options")),
         )
-    table.caption = (
-        f"a uniform answer to every question would score 1-JSD {_fmt(metrics['overall'].get('one_minus_jsd_uniform'))}"
+    table.caption = "\n".join(
+        line
+        for line in (
+            f"a uniform answer to every question would score 1-JSD "
+            f"{_fmt(metrics['overall'].get('one_minus_jsd_uniform'))}",
+            skip_line(metrics.get("survey_skipped") or {}),
+        )
+        if line
     )
     return table
 

@@ -24,6 +24,9 @@ def make_engine(kind: str = "local", cache: CallCache | None = None, **kwargs: A
         from culturealign.llm.scripted import ScriptedEngine as cls
     else:
         raise UserError(f"unknown engine {kind!r}: use local, openai, llamacpp or scripted")
+    size = kwargs.get("batch_size", 1)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise UserError(f"batch size must be a whole number >= 1, not {size!r} (--batch-size, or batch_size in YAML)")
     try:
         return cls(cache=cache, **kwargs)
     except TypeError as e:

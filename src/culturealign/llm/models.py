@@ -7,6 +7,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import struct
 from pathlib import Path
 
 from culturealign.errors import UserError
@@ -61,6 +62,9 @@ def convert_gguf(gguf: Path) -> Path:
     The cache folder is named by the file's name, size and mtime; it is written to a temporary folder and
     renamed, so a killed conversion never leaves a half-written model behind.
     """
+    with gguf.open("rb") as f:
+        if f.read(4) != b"GGUF":
+            raise UserError(f"{gguf} is not a GGUF file (it lacks the GGUF header); pass a model saved as .gguf")
     stat = gguf.stat()
     digest = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     target = home() / "models" / f"{gguf.stem}-{digest}"
@@ -71,8 +75,14 @@ def convert_gguf(gguf: Path) -> Path:
     log.info("converting %s to safetensors in %s (once)", gguf.name, target)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except (OSError, ValueError, KeyError, EOFError, struct.error) as e:  # a damaged or unsupported file
+        raise UserError(
+            f"cannot read {gguf} as a model ({type(e).__name__}: {' '.join(str(e).split())[:120]}); "
+            "pass a complete GGUF file of an architecture transformers supports"
+        ) from e
     if getattr(model, "hf_quantizer", None) is not None:
         model.hf_quantizer.remove_quantization_config(model)  # else save_pretrained refuses GGUF-loaded models
     model.save_pretrained(tmp)

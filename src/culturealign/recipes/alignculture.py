@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from culturealign.api import build_engine
-from culturealign.config import load_config
+from culturealign.config import Rule, load_config
 from culturealign.cultures import parse_cultures
 from culturealign.data.culturax import load_culturax
 from culturealign.data.unesco import load_taxonomy
@@ -64,6 +64,22 @@ DEFAULTS: dict[str, Any] = {
         "sft": dict(SFT_DEFAULTS),
     },
     "eval": {"data": "../shared/data/culturax", "limit": 50, "max_tokens": 128, "min_mass": 0.01, "seed": 0},
+}
+# What each key accepts beyond its type (config.COMMON_RULES covers the keys every recipe shares).
+RULES = {
+    "queries.file": Rule(str),
+    "queries.column": Rule(str),
+    "reclassify.threshold": Rule(float, low=0, high=1, open_low=True),
+    "expand.target": Rule(int, low=0),
+    "expand.max_attempts": Rule(int, low=1),
+    "dedup.threshold": Rule(int, low=0, high=64),
+    "dedup.ngram": Rule(int, low=1),
+    "split.fractions": Rule(each=float, low=0, high=1),
+    "responses.k": Rule(int, low=1),
+    "responses.rounds": Rule(int, low=0),
+    "responses.pass_threshold": Rule(float, low=0, high=1),
+    "train.reference": Rule(choices=("helpful", "harmless", "honest", "all")),
+    "eval.min_mass": Rule(float, low=0, high=1),
 }
 STAGES = (
     "load-queries",
@@ -154,7 +170,7 @@ def training_samples(samples: Sequence[HHHSample], reference: str) -> list[ChatS
 
 def run_alignculture(config: str | Path | None = None, overrides: Sequence[str] = (), redo_from: str | None = None):
     """Build the dataset, optionally tune on it, benchmark before/after; returns ``eval/comparison.json``'s dict."""
-    cfg = load_config(config, DEFAULTS, list(overrides))
+    cfg = load_config(config, DEFAULTS, list(overrides), RULES)
     ev = cfg["eval"]
     items, skipped = load_culturax(ev["data"])
     items = pick(items, ev["limit"], ev["seed"])

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from culturealign.config import load_config
+from culturealign.config import Rule, load_config
 from culturealign.cultures import Culture, get_culture, load_similarity, parse_cultures, related_cultures
 from culturealign.data.blend import region_for
 from culturealign.data.survey import Survey, load_survey
@@ -55,6 +55,19 @@ DEFAULTS: dict[str, Any] = {
     "select": {"n": 100, "lam": 0.5, "method": "lazy"},
     "train": {"mode": "joint", "min_examples": 4, "lora": dict(LORA_DEFAULTS), "sft": dict(SFT_DEFAULTS)},
     "eval": {"topics": None, "limit": None, "blend_limit": 50, "general": False, "general_limit": None},
+}
+# What each key accepts beyond its type (config.COMMON_RULES covers the keys every recipe shares).
+RULES = {
+    "optimize.rounds": Rule(int, low=0),
+    "optimize.min_gain": Rule(float, low=0),
+    "optimize.rewrite_fraction": Rule(float, low=0, high=1),
+    "optimize.samples": Rule(int, low=1),
+    "responses.candidates": Rule(int, low=1),
+    "responses.related_k": Rule(int, low=0),
+    "responses.judge_threshold": Rule(float, low=0, high=1),
+    "select.n": Rule(int, low=1),
+    "select.lam": Rule(float, low=0),
+    "select.method": Rule(choices=("naive", "lazy", "stochastic")),
 }
 STAGES = ("generate-queries", "optimize-queries", "respond", "select-representative", "train", "eval")
 
@@ -107,7 +120,7 @@ def sample_text(sample: ChatSample) -> str:
 
 def run_caredio(config: str | Path | None = None, overrides: Sequence[str] = (), redo_from: str | None = None):
     """Run the whole recipe; returns the before/after comparison (also in ``eval/comparison.json``)."""
-    cfg = load_config(config, DEFAULTS, list(overrides))
+    cfg = load_config(config, DEFAULTS, list(overrides), RULES)
     survey = load_survey(cfg["survey"])
     cultures = parse_cultures(cfg["cultures"])
     blend = {}
@@ -141,7 +154,7 @@ def ablate_selection(run_dir: str | Path) -> dict[str, Any]:
     done = run_dir / "steps" / "04-select-representative" / "stats.json"
     if not done.is_file():
         raise UserError(f"{run_dir} is not a finished caredio run: run `culturealign run recipes/caredio.yaml` first")
-    cfg = load_config(run_dir / "config.yaml", DEFAULTS)
+    cfg = load_config(run_dir / "config.yaml", DEFAULTS, rules=RULES)
     survey, cultures = load_survey(cfg["survey"]), parse_cultures(cfg["cultures"])
     candidates = [from_dict(r) for r in read_jsonl(run_dir / "steps" / "03-respond" / "data.jsonl")]
     selected = [from_dict(r) for r in read_jsonl(run_dir / "steps" / "04-select-representative" / "data.jsonl")]

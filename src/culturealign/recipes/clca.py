@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from culturealign.config import load_config
+from culturealign.config import Rule, load_config
 from culturealign.cultures import Culture, parse_cultures
 from culturealign.data.hofstede import load_hofstede
 from culturealign.data.survey import Survey, load_survey
@@ -63,6 +63,17 @@ DEFAULTS: dict[str, Any] = {
         "kl_eps": 1e-6,
         "respondents_per_country": 50,
     },
+}
+# What each key accepts beyond its type (config.COMMON_RULES covers the keys every recipe shares).
+RULES = {
+    "roleplay.max_turns": Rule(int, low=1),
+    "filter.bad_max": Rule(int, low=1, high=4),
+    "filter.confidence": Rule(float, low=0, high=1, open_low=True),
+    "filter.min_turns": Rule(int, low=0),
+    "train.qlora": Rule(choices=("auto", True, False)),
+    "eval.kl_eps": Rule(float, low=0, open_low=True),
+    "eval.respondents_per_country": Rule(int, low=1),
+    "respondents": Rule(str),
 }
 STAGES = ("adapt-scenarios", "role-play", "judge", "intents", "views", "train", "eval")
 
@@ -123,7 +134,7 @@ def _items(folder: Path) -> list[WVSItem]:
 
 def run_clca(config: str | Path | None = None, overrides: Sequence[str] = (), redo_from: str | None = None):
     """Run the whole recipe; returns the before/after comparison (also in ``eval/comparison.json``)."""
-    cfg = load_config(config, DEFAULTS, list(overrides))
+    cfg = load_config(config, DEFAULTS, list(overrides), RULES)
     survey = load_survey(cfg["survey"])
     cultures = parse_cultures(cfg["cultures"])
     with recipe_run(cfg, "clca", STAGES, redo_from) as run:

@@ -103,6 +103,7 @@ def tune_and_compare(
         "trained": bool(adapters),
         "examples": len(samples),
         "adapters": {k: str(v) for k, v in adapters.items()},
+        "survey_skipped": dict(survey.skipped),
     }
     before = evaluate_adapters(run, cfg, survey, cultures, None, engines=engines)
     save_result(before, run.eval_dir("wvs-before"))

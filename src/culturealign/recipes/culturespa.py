@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from culturealign.api import build_engine
-from culturealign.config import load_config
+from culturealign.config import Rule, load_config
 from culturealign.cultures import Culture, load_similarity, parse_cultures
 from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
@@ -62,6 +62,15 @@ DEFAULTS: dict[str, Any] = {
     },
     "eval": {"topics": None, "limit": None, "general": True, "general_limit": None},
 }
+# What each key accepts beyond its type (config.COMMON_RULES covers the keys every recipe shares).
+RULES = {
+    "questions.examples": Rule(int, low=0),
+    "dedup.threshold": Rule(float, low=0, high=1, open_low=True),
+    "answers.choice": Rule(choices=("top", "sample")),
+    "select.criterion": Rule(choices=("differ", "divergence")),
+    "select.threshold": Rule(float, low=0, high=1),
+    "train.target": Rule(choices=("code", "distribution")),
+}
 STAGES = ("generate-questions", "dedup", "answer", "select", "training-data", "train", "eval")
 
 
@@ -101,7 +110,7 @@ def run_culturespa(
     config: str | Path | None = None, overrides: Sequence[str] = (), redo_from: str | None = None
 ) -> dict[str, Any]:
     """Run the whole recipe; returns the before/after comparison (also in ``eval/comparison.json``)."""
-    cfg = load_config(config, DEFAULTS, list(overrides))
+    cfg = load_config(config, DEFAULTS, list(overrides), RULES)
     survey = load_survey(cfg["survey"])
     cultures = parse_cultures(cfg["cultures"])
     with recipe_run(cfg, "culturespa", STAGES, redo_from) as run:
@@ -138,7 +147,7 @@ def ablate(run_dir: str | Path, what: str, fractions: Sequence[float] = (0.1, 0.
         or not (run_dir / "steps" / "05-training-data" / "stats.json").is_file()
     ):
         raise UserError(f"{run_dir} is not a finished culturespa run: run `culturealign run` first")
-    cfg = load_config(run_dir / "config.yaml", DEFAULTS)
+    cfg = load_config(run_dir / "config.yaml", DEFAULTS, rules=RULES)
     survey = load_survey(cfg["survey"])
     cultures = parse_cultures(cfg["cultures"])
     kept = [from_dict(r) for r in read_jsonl(run_dir / "steps" / "05-training-data" / "data.jsonl")]

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from culturealign.config import load_config
+from culturealign.config import Rule, load_config
 from culturealign.cultures import Culture, parse_cultures
 from culturealign.data.split import QuestionSplit, split_questions
 from culturealign.data.survey import Survey, load_survey
@@ -65,6 +65,13 @@ DEFAULTS: dict[str, Any] = {
         "validation": True,
         "limit": None,
     },
+}
+# What each key accepts beyond its type (config.COMMON_RULES covers the keys every recipe shares).
+RULES = {
+    "split.eval_fraction": Rule(float, low=0, high=1, open_low=True),
+    "split.validation_fraction": Rule(float, low=0, high=1),
+    "eval.survey": Rule(str),
+    "eval.dedup_threshold": Rule(float, low=0, high=1, open_low=True),
 }
 STAGES = ("training-data", "train", "eval")
 SETS = ("eval", "validation", "train")
@@ -166,7 +173,8 @@ def train_targets(
 # -- evaluation -----------------------------------------------------------------------------------------------------
 def _split_items(result: WVSResult, codes: set[str]) -> WVSResult:
     items = [i for i in result.items if i.culture in codes]
-    return WVSResult(result.mode, items, summarize(items) if items else {})
+    kept = {"survey_skipped": result.metrics.get("survey_skipped", {})}
+    return WVSResult(result.mode, items, {**summarize(items), **kept} if items else {})
 
 
 def evaluate_sets(
@@ -280,7 +288,7 @@ def run_surveyfit(
     config: str | Path | None = None, overrides: Sequence[str] = (), redo_from: str | None = None
 ) -> dict[str, Any]:
     """Run the recipe; returns the comparison (also in ``eval/comparison.json``)."""
-    cfg = load_config(config, DEFAULTS, list(overrides))
+    cfg = load_config(config, DEFAULTS, list(overrides), RULES)
     survey, trained, heldout, split = prepare(cfg)
     data_keys = {k: cfg[k] for k in ("survey", "cultures", "split")} | {
         "target": cfg["train"]["target"],
@@ -387,7 +395,7 @@ def ablate_controls(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not (run_dir / "eval" / "wvs-after" / "metrics.json").is_file():
         raise UserError(f"{run_dir} is not a finished surveyfit run: run `culturealign run recipes/surveyfit.yaml`")
-    cfg = load_config(run_dir / "config.yaml", DEFAULTS)
+    cfg = load_config(run_dir / "config.yaml", DEFAULTS, rules=RULES)
     survey, trained, heldout, split = prepare(cfg)
     if json.loads((run_dir / "split.json").read_text())["eval"] != split.eval:
         raise UserError(f"{run_dir}/split.json no longer matches its config's split: rerun the recipe first")

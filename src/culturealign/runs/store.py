@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -37,12 +38,29 @@ def atomic_write_text(path: Path, text: str) -> None:
         ) from e
 
 
+def strict(data: Any) -> Any:
+    """``data`` with every NaN or infinity replaced by null: result files are strict JSON, readable by any tool
+    (``json.dumps`` writes ``NaN``, which JavaScript, jq and most JSON libraries refuse). Null means "undefined",
+    e.g. a discrimination over a single culture."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: strict(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [strict(v) for v in data]
+    return data
+
+
+def _dumps(data: Any, **kwargs: Any) -> str:
+    return json.dumps(strict(data), ensure_ascii=False, default=str, allow_nan=False, **kwargs)
+
+
 def write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    atomic_write_text(path, _dumps(data, indent=2) + "\n")
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
+    atomic_write_text(path, "".join(_dumps(r) + "\n" for r in rows))
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -64,6 +82,9 @@ class RunFolder:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._new = not self.path.exists()  # removed again if the run fails before it wrote anything
+        self._config: dict | None = None
+        self._eval_names: set[str] = set()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self._lock_file = (self.path / ".lock").open("a")
@@ -89,24 +110,64 @@ class RunFolder:
         return self._cache
 
     def write_config(self, config: dict) -> None:
-        atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+        """Write ``config.yaml``; refuse a folder that holds another command's or recipe's run.
+
+        Each evaluation also gets its own copy of the config beside its results when the run closes (see
+        :meth:`eval_dir`), so results written by an earlier command keep saying what produced them.
+        """
+        path = self.path / "config.yaml"
+        if path.is_file():
+            try:
+                old = yaml.safe_load(path.read_text("utf-8")) or {}
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                old = {}
+            for key in ("recipe", "command"):
+                if isinstance(old, dict) and old.get(key) is not None and old.get(key) != config.get(key):
+                    raise UserError(
+                        f"run folder {self.path} holds a {key} {old[key]!r} run, not {config.get(key)!r}: "
+                        "pass another --out (or out=...) for this one"
+                    )
+        self._config = config
+        atomic_write_text(path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
     def eval_dir(self, name: str) -> Path:
+        """``eval/<name>``; when the run closes, the config that produced it is written there as ``config.yaml``."""
+        self._eval_names.add(name)
         return self.path / "eval" / name
 
-    def close(self) -> None:
+    def _keep_configs(self) -> None:
+        for name in self._eval_names:
+            folder = self.path / "eval" / name
+            if self._config is not None and folder.is_dir() and any(folder.iterdir()):
+                text = yaml.safe_dump(self._config, sort_keys=False, allow_unicode=True)
+                atomic_write_text(folder / "config.yaml", text)
+
+    def _holds_work(self) -> bool:
+        if any((self.path / d).exists() for d in ("steps", "train", "eval")):
+            return True
+        return self._cache is not None and len(self._cache) > 0
+
+    def close(self, failed: bool = False) -> None:
+        """Release the folder; a folder this run created and failed in before any work is removed (no stubs)."""
+        if not failed:
+            self._keep_configs()
+        remove = failed and self._new and not self._holds_work()
         logging.getLogger("culturealign").removeHandler(self._log_handler)
         self._log_handler.close()
         if self._cache is not None:
             self._cache.close()
         fcntl.flock(self._lock_file, fcntl.LOCK_UN)
         self._lock_file.close()
+        if remove:
+            import shutil
+
+            shutil.rmtree(self.path, ignore_errors=True)
 
     def __enter__(self) -> RunFolder:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(failed=exc_type is not None)
 
 
 def fingerprint(settings: Any) -> str:
