@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import socket
+import time
 from collections.abc import Callable
+from email.utils import formatdate
 
 import httpx
 import pytest
@@ -17,6 +21,8 @@ from culturealign.llm.openai import OpenAIEngine, parse_option
 
 URL = "http://fake-llm.test/v1"
 PROMPT = [{"role": "user", "content": "Pick one."}]
+KEY = "sk-live-7f3a9c2e5b1d4f6a8c0e"
+SERVED = {"created": 1_700_000_000, "owned_by": "me"}  # what the fake server's /models says of fake-model
 
 
 @pytest.fixture(autouse=True)
@@ -34,14 +40,20 @@ def no_key(monkeypatch):
 
 
 class FakeServer:
-    """Counts requests and answers each with ``reply(payload, request_number)``."""
+    """Counts requests and answers each with ``reply(payload, request_number)``; GET /models lists ``models``."""
 
-    def __init__(self, reply: Callable[[dict, int], httpx.Response]):
+    def __init__(self, reply: Callable[[dict, int], httpx.Response], models: list[dict] | None = None):
         self.reply = reply
+        self.models = [{"id": "fake-model", "object": "model", **SERVED}] if models is None else models
+        self.model_requests = 0
         self.payloads: list[dict] = []
         self.headers: list[httpx.Headers] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            assert request.url.path == "/v1/models"
+            self.model_requests += 1
+            return httpx.Response(200, json={"object": "list", "data": self.models})
         assert request.url.path == "/v1/chat/completions"
         payload = json.loads(request.content)
         self.payloads.append(payload)
@@ -70,12 +82,112 @@ def engine(server: FakeServer, **kw) -> OpenAIEngine:
     return OpenAIEngine(base_url=URL + "/", model="fake-model", transport=httpx.MockTransport(server), **kw)
 
 
+@pytest.fixture
+def waits(monkeypatch) -> list[float]:
+    """The backoff waits the engine asks for, recorded instead of waited out."""
+    asked: list[float] = []
+
+    async def record(seconds: float) -> None:
+        asked.append(seconds)
+
+    monkeypatch.setattr(openai_mod, "_sleep", record)
+    return asked
+
+
 def test_identity_and_no_auth_header_without_key():
     server = FakeServer(lambda p, i: completion(["ok"]))
     eng = engine(server)
-    assert eng.identity() == {"engine": "openai", "base_url": URL, "model": "fake-model"}
+    assert eng.identity() == {
+        "engine": "openai",
+        "base_url": URL,
+        "model": "fake-model",
+        "revision": None,
+        "served": SERVED,
+        "top_logprobs": 20,
+        "samples_fallback": 20,
+        "max_n": 8,
+        "chat_template_from": None,
+    }
     eng.generate([PROMPT])
     assert "authorization" not in server.headers[0]
+    assert server.model_requests == 1  # asked once per engine, not once per prompt or call
+
+
+def options_server(meta: dict | None = None) -> FakeServer:
+    top = [{"token": "A", "logprob": math.log(0.6)}, {"token": "B", "logprob": math.log(0.4)}]
+
+    def reply(payload, i):
+        if payload.get("logprobs"):
+            return completion(["A"], logprobs=top)
+        return completion(["hello"] * payload["n"])
+
+    server = FakeServer(reply)
+    server.models[0]["meta"] = meta or {"n_params": 134_515_008, "size": 270_882_816}
+    return server
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"top_logprobs": 5}, {"samples_fallback": 7}, {"revision": "lora-retrained"}, "server meta", "server created"],
+)
+def test_a_change_that_alters_answers_misses_the_cache(tmp_path, change):
+    """Same base URL and model name, other answers: the scoring settings, the user's revision, or what the server
+    says of the weights it serves under that name (a retrained LoRA re-served)."""
+    server = options_server()
+    cache = CallCache(tmp_path / "c.sqlite")
+
+    def run(**kw) -> OpenAIEngine:
+        eng = engine(server, cache=cache, **kw)
+        eng.generate([PROMPT])
+        eng.score_options([PROMPT], [["A", "B"]])
+        return eng
+
+    assert run().stats.calls == 2
+    assert run().stats.calls == 0  # an identical engine: both answers come from the cache
+    kw = change if isinstance(change, dict) else {}
+    if change == "server meta":
+        server.models[0]["meta"] = {"n_params": 134_515_008, "size": 270_999_000}
+    if change == "server created":
+        server.models[0]["created"] += 3600
+    changed = run(**kw)
+    assert changed.stats.calls == 2 and changed.stats.cache_hits == 0
+    cache.close()
+
+
+@pytest.mark.parametrize("date_header", [True, False])
+def test_created_at_the_time_of_the_answer_is_not_part_of_identity(date_header):
+    """vLLM and llama.cpp report ``created`` as the time of the answer: kept, no engine would hit the cache."""
+
+    def models(request: httpx.Request) -> httpx.Response:
+        now = int(time.time()) + 1000 * len(seen) if date_header else int(time.time())
+        seen.append(now)
+        entry = {"id": "m", "object": "model", "created": now, "owned_by": "vllm", "root": "/ckpt/m"}
+        headers = {"date": formatdate(now, usegmt=True)} if date_header else {}
+        return httpx.Response(200, json={"object": "list", "data": [entry]}, headers=headers)
+
+    seen: list[int] = []
+    first, second = (OpenAIEngine(base_url=URL, model="m", transport=httpx.MockTransport(models)) for _ in "12")
+    assert first.identity() == second.identity() and len(seen) == 2
+    assert first.identity()["served"] == {"owned_by": "vllm", "root": "/ckpt/m"}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(404, json={"detail": "Not Found"}),
+        httpx.Response(200, json={"object": "list", "data": [{"id": "other-model", "created": 1}]}),
+        httpx.Response(200, text="<html>models</html>"),
+        httpx.Response(200, json=["fake-model"]),
+    ],
+)
+def test_without_a_description_from_models_identity_falls_back(answer, caplog):
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answer if request.method == "GET" else completion(["ok"])
+
+    eng = OpenAIEngine(base_url=URL, model="fake-model", transport=httpx.MockTransport(handler))
+    assert eng.generate([PROMPT]) == [["ok"]]
+    assert eng.identity()["served"] == {} and eng.identity()["model"] == "fake-model"
+    assert "set revision when the server serves new weights" in caplog.text
 
 
 def test_key_from_named_env_var(monkeypatch):
@@ -167,14 +279,40 @@ def test_server_errors_exhausted_name_the_last_error():
     assert server.count == 2
 
 
-def test_connection_refused_says_cannot_reach():
+def test_other_connect_errors_are_retried_and_say_cannot_reach():
     def reply(payload, i):
-        raise httpx.ConnectError("[Errno 111] Connection refused")
+        raise httpx.ConnectError("[Errno -3] Temporary failure in name resolution")
 
     server = FakeServer(reply)
     with pytest.raises(UserError, match=f"cannot reach server at {URL}: ConnectError"):
         engine(server, max_retries=2).generate([PROMPT])
     assert server.count == 3
+
+
+def test_refused_connection_is_tried_twice_only():
+    def reply(payload, i):
+        raise httpx.ConnectError("All connection attempts failed") from ConnectionRefusedError(111, "refused")
+
+    server = FakeServer(reply)
+    with pytest.raises(UserError, match=rf"cannot reach server at {URL}: .*\(after 2 attempts\)"):
+        engine(server, max_retries=6).generate([PROMPT])
+    assert server.count == 2
+
+
+def test_closed_port_fails_fast_with_the_url_and_the_fix(waits, caplog):
+    """Nothing listens: no minute of backoff (the waits are recorded, and counted in the time it would take)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    eng = OpenAIEngine(base_url=url, model="m")
+    start = time.monotonic()
+    with pytest.raises(UserError) as err:
+        eng.generate([PROMPT])
+    assert time.monotonic() - start + sum(waits) < 5 and len(waits) <= 1
+    msg = str(err.value)
+    assert f"cannot reach server at {url}" in msg and "start the server or fix base_url" in msg and "\n" not in msg
+    assert eng.identity()["served"] == {} and "ConnectError" in caplog.text  # /models refused: logged, not raised
 
 
 def test_401_is_immediate_and_names_the_env_var():
@@ -184,6 +322,29 @@ def test_401_is_immediate_and_names_the_env_var():
     msg = str(err.value)
     assert "TEST_LLM_KEY" in msg and "401" in msg and "Incorrect API key" in msg
     assert server.count == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (401, {"json": {"error": {"message": f"Incorrect API key provided: {KEY}. Header: Bearer {KEY}"}}}),
+        (403, {"text": f"forbidden\nAuthorization: Bearer {KEY}\n"}),
+        (500, {"json": {"detail": f"crashed on request with key {KEY}"}}),
+        (400, {"text": "x" * 185 + KEY}),  # the key where the message is cut: no prefix of it either
+    ],
+)
+def test_server_text_echoing_the_api_key_is_redacted(monkeypatch, caplog, status, body):
+    monkeypatch.setenv("TEST_LLM_KEY", KEY)
+    caplog.set_level(logging.DEBUG)
+    server = FakeServer(lambda p, i: httpx.Response(status, **body))
+    with pytest.raises(UserError) as err:
+        engine(server, api_key_env="TEST_LLM_KEY", max_retries=1).generate([PROMPT])
+    msg = str(err.value)
+    assert server.headers[0]["authorization"] == f"Bearer {KEY}"  # the key was sent
+    assert KEY[:10] not in msg and "[redacted]" in msg and f"HTTP {status}" in msg and "\n" not in msg
+    assert KEY[:10] not in caplog.text  # nor in the retry log lines
+    if status == 401:
+        assert "TEST_LLM_KEY holds a key the server refused" in msg
 
 
 def test_404_points_at_base_url_and_model():
@@ -319,6 +480,8 @@ def _echo_server(requests: list[dict], with_logprobs: bool = True):
     """A /v1/completions server that echoes the prompt split into words, each with log-prob -1 (first: None)."""
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(404)
         assert request.url.path == "/v1/completions"
         payload = json.loads(request.content)
         requests.append(payload)

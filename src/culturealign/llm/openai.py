@@ -3,7 +3,8 @@
 Requests of a chunk run concurrently (``httpx.AsyncClient`` bounded by a semaphore) because remote servers batch
 on their side; each chunk is driven synchronously with ``asyncio.run`` so the base class's caching and chunking
 stay unchanged. Transient failures (429, 5xx, timeouts, dropped connections, truncated bodies) are retried with
-exponential backoff; everything else becomes a one-line :class:`UserError` that says how to fix it.
+exponential backoff, except a refused connection (no server listening: asked once more, then reported); everything
+else becomes a one-line :class:`UserError` that says how to fix it, with the API key redacted from server text.
 
 Option scores come from the first token's ``top_logprobs`` when they can be trusted, else from sampling.
 """
@@ -18,9 +19,11 @@ import math
 import os
 import random
 import re
+import time
 from collections import Counter
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -36,6 +39,8 @@ T = TypeVar("T")
 MAX_BACKOFF = 60.0  # seconds: no single wait grows beyond this, whatever the attempt or Retry-After
 TOKEN_LIKE = re.compile(r"[A-Za-z0-9]{1,8}")  # codes a tokenizer plausibly emits as one first token
 LEADING_JUNK = " \t\r\n([{<*_\"'`"  # what models put before the code: "(A)", "**2**", "'3'"
+SERVED_FIELDS = ("created", "owned_by", "root", "parent", "meta")  # what /models says of the weights behind a name
+ANSWER_TIME_SLACK = 5.0  # seconds: vLLM and llama.cpp report the time of the answer as `created`, not the model's
 
 
 async def _sleep(seconds: float) -> None:
@@ -56,23 +61,48 @@ class _HTTPError(Exception):
         self.message = message
 
 
-def _one_line(text: str, limit: int = 200) -> str:
-    """Server messages may be multi-line HTML or JSON; a UserError must stay one short line."""
-    text = " ".join(str(text).split())
+def _one_line(text: str, limit: int = 200, secret: str | None = None) -> str:
+    """Server messages may be multi-line HTML or JSON; a UserError must stay one short line.
+
+    ``secret`` (the API key) is redacted before cutting, so no prefix of it survives: servers echo it in 401 bodies.
+    """
+    text = str(text)
+    if secret:
+        text = text.replace(secret, "[redacted]")
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _server_message(response: httpx.Response) -> str:
+def _server_message(response: httpx.Response, secret: str | None = None) -> str:
     try:
         body = response.json()
     except ValueError:
-        return _one_line(response.text or response.reason_phrase)
+        return _one_line(response.text or response.reason_phrase, secret=secret)
     if isinstance(body, dict):
         err = body.get("error", body)
         if isinstance(err, dict):
-            return _one_line(err.get("message") or err.get("detail") or json.dumps(err))
-        return _one_line(str(err))
-    return _one_line(str(body))
+            return _one_line(err.get("message") or err.get("detail") or json.dumps(err), secret=secret)
+        return _one_line(str(err), secret=secret)
+    return _one_line(str(body), secret=secret)
+
+
+def _refused(error: BaseException | None) -> bool:
+    """Whether a connection error comes from a refused connection (nothing listens), through causes and groups."""
+    while error is not None:
+        if isinstance(error, ConnectionRefusedError):
+            return True
+        if isinstance(error, BaseExceptionGroup):
+            return any(_refused(e) for e in error.exceptions)
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _answer_time(response: httpx.Response) -> float:
+    """When the server answered: its Date header where it sends one (its own clock), else our clock."""
+    try:
+        return parsedate_to_datetime(response.headers["date"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return time.time()
 
 
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -104,6 +134,10 @@ class OpenAIEngine(Engine):
 
     The API key is read from the environment variable ``api_key_env``; without it no Authorization header is
     sent (local servers need none). ``transport`` lets tests fake the server.
+
+    The cache identity holds every setting that changes answers and what ``{base_url}/models`` says of the model
+    (asked once per instance). ``revision`` is yours to name the weights: set it when the server serves new weights
+    under the same name (a retrained LoRA), which it may not report.
     """
 
     base_url: str
@@ -117,11 +151,13 @@ class OpenAIEngine(Engine):
     samples_fallback: int = 20
     max_n: int = 8  # completions asked per request: llama-server refuses n > 8 (HTTP 400); more are asked in turn
     chat_template_from: str | None = None  # a tokenizer (folder, hub id, 'smollm2') to render chats for /completions
+    revision: str | None = None  # set it when the server serves new weights under the same name
     transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False, compare=False)
     # how many scored items each path took (logprobs / sampling): top-k log-probs miss an option on many prompts
     option_methods: Counter[str] = field(default_factory=Counter, init=False, repr=False, compare=False)
     _logprobs_rejected: bool = field(default=False, init=False, repr=False, compare=False)
     _tokenizer: Any = field(default=None, init=False, repr=False, compare=False)
+    _served: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self.base_url = self.base_url.rstrip("/")
@@ -133,12 +169,59 @@ class OpenAIEngine(Engine):
             raise ValueError("max_n must be >= 1")
 
     def identity(self) -> dict[str, Any]:
-        return {"engine": "openai", "base_url": self.base_url, "model": self.model}
+        """The model, what the server says of it, and every setting that changes scores or samples."""
+        if self._served is None:
+            self._served = _run_sync(self._served_model())
+        return {
+            "engine": "openai",
+            "base_url": self.base_url,
+            "model": self.model,
+            "revision": self.revision,
+            "served": self._served,
+            "top_logprobs": self.top_logprobs,
+            "samples_fallback": self.samples_fallback,
+            "max_n": self.max_n,
+            "chat_template_from": self.chat_template_from,
+        }
+
+    async def _served_model(self) -> dict[str, Any]:
+        """The stable fields of the model's entry in ``{base_url}/models``, or {} when the server does not say.
+
+        Best effort: a server without the endpoint still works (a refused connection is logged here and reported
+        by the first real call). A ``created`` equal to the time of the answer (vLLM, llama.cpp) is left out, else
+        every new instance would miss the cache.
+        """
+        url = f"{self.base_url}/models"
+        reason = "the model is not listed"
+        try:
+            async with self._client() as client:
+                response = await client.get(url)
+            response.raise_for_status()
+            entries = response.json()["data"]
+            entry = next((m for m in entries if isinstance(m, dict) and m.get("id") == self.model), None)
+        except (httpx.HTTPError, ValueError, LookupError, TypeError) as e:  # no endpoint, or not the usual shape
+            entry, reason = None, f"{type(e).__name__}: {_one_line(str(e), 120, self._api_key())}"
+        if entry is None:
+            log.warning(
+                "no description of %r from %s (%s): set revision when the server serves new weights under this name",
+                self.model,
+                url,
+                reason,
+            )
+            return {}
+        served = {k: entry[k] for k in SERVED_FIELDS if k in entry}
+        created = served.get("created")
+        if isinstance(created, int | float) and abs(created - _answer_time(response)) <= ANSWER_TIME_SLACK:
+            del served["created"]
+        return served
 
     # -- transport ---------------------------------------------------------------------------------
+    def _api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env)
+
     def _client(self) -> httpx.AsyncClient:
         headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
+        key = self._api_key()
         if key:
             headers["Authorization"] = f"Bearer {key}"
         kwargs: dict[str, Any] = {
@@ -207,6 +290,8 @@ class OpenAIEngine(Engine):
                 last, unreachable = f"timed out after {self.timeout:g}s ({type(e).__name__})", False
             except httpx.ConnectError as e:
                 last, unreachable = f"{type(e).__name__}: {_one_line(str(e)) or 'connection failed'}", True
+                if _refused(e) and attempt >= 1:  # nothing listens: one more try (a server just restarting), no more
+                    break
             except httpx.TransportError as e:
                 last, unreachable = f"{type(e).__name__}: {_one_line(str(e)) or 'connection dropped'}", False
             except _Retryable as e:
@@ -218,7 +303,7 @@ class OpenAIEngine(Engine):
             if attempt < self.max_retries:
                 log.debug("retrying %s (attempt %d): %s", url, attempt + 1, last)
                 await _sleep(self._delay(attempt, response))
-        attempts = self.max_retries + 1
+        attempts = attempt + 1
         if unreachable:
             raise UserError(
                 f"cannot reach server at {self.base_url}: {last} (after {attempts} attempts); "
@@ -231,16 +316,17 @@ class OpenAIEngine(Engine):
 
     def _check(self, response: httpx.Response) -> dict:
         status = response.status_code
+        key = self._api_key()
         if status == 429 or status >= 500:
-            raise _Retryable(f"HTTP {status}: {_server_message(response)}")
+            raise _Retryable(f"HTTP {status}: {_server_message(response, key)}")
         if status >= 400:
-            raise _HTTPError(status, _server_message(response))
+            raise _HTTPError(status, _server_message(response, key))
         try:
             body = response.json()
         except ValueError as e:
             raise _Retryable(f"malformed JSON body ({_one_line(str(e), 80)})") from None
         if not isinstance(body, dict) or not isinstance(body.get("choices"), list) or not body["choices"]:
-            raise _Retryable(f"body without choices: {_one_line(json.dumps(body), 120)}")
+            raise _Retryable(f"body without choices: {_one_line(json.dumps(body), 120, key)}")
         usage = body.get("usage") or {}
         if isinstance(usage, dict):
             self.stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
@@ -248,9 +334,9 @@ class OpenAIEngine(Engine):
         return body
 
     def _http_user_error(self, e: _HTTPError) -> UserError:
-        where = f"server at {self.base_url} answered HTTP {e.status} ({e.message})"
+        where = f"server at {self.base_url} answered HTTP {e.status} ({_one_line(e.message, secret=self._api_key())})"
         if e.status in (401, 403):
-            state = "is not set" if not os.environ.get(self.api_key_env) else "holds a key the server refused"
+            state = "is not set" if not self._api_key() else "holds a key the server refused"
             return UserError(f"{where}; the environment variable {self.api_key_env} {state}: set it to a valid key")
         if e.status == 404:
             return UserError(f"{where}; check base_url (it should end in /v1) and the model name {self.model!r}")
