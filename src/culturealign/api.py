@@ -28,10 +28,13 @@ def build_engine(
     batch_size: int = 16,
     cache: CallCache | None = None,
     chat_template_from: str | None = None,
+    revision: str | None = None,
 ) -> Engine:
     """An engine from flat settings (what the CLI and recipe YAML carry).
 
-    ``chat_template_from`` (openai only): the served model's tokenizer, needed to score completions.
+    ``chat_template_from`` (openai only): the served model's tokenizer, needed to score completions. ``revision``
+    (openai only): a name for the weights behind the served model, part of the cache key; change it when the
+    server serves new weights under the same name.
     """
     if engine == "openai":
         if not base_url:
@@ -48,6 +51,7 @@ def build_engine(
             model=model,
             batch_size=batch_size,
             chat_template_from=chat_template_from,
+            revision=revision,
         )
     if engine == "llamacpp":  # model: a .gguf file or 'smollm2' (the embedded GGUF), run as quantized
         if adapter:
@@ -66,9 +70,19 @@ class EngineSettings:
     base_url: str | None = None
     dtype: str = "float32"
     batch_size: int = 16
+    revision: str | None = None
 
     def build(self, cache: CallCache | None = None) -> Engine:
-        return build_engine(self.engine, self.model, self.adapter, self.base_url, self.dtype, self.batch_size, cache)
+        return build_engine(
+            self.engine,
+            self.model,
+            self.adapter,
+            self.base_url,
+            self.dtype,
+            self.batch_size,
+            cache,
+            revision=self.revision,
+        )
 
 
 @contextmanager

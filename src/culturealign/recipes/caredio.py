@@ -37,6 +37,7 @@ ENGINE = {
     "engine": "local",
     "model": "smollm2",
     "base_url": None,
+    "revision": None,
     "dtype": "float32",
     "batch_size": 16,
     "chat_template_from": None,

@@ -34,7 +34,14 @@ from culturealign.train.lora import SFT_DEFAULTS
 
 log = logging.getLogger(__name__)
 
-ENGINE = {"engine": "local", "model": "smollm2", "base_url": None, "dtype": "float32", "batch_size": 16}
+ENGINE = {
+    "engine": "local",
+    "model": "smollm2",
+    "base_url": None,
+    "revision": None,
+    "dtype": "float32",
+    "batch_size": 16,
+}
 DEFAULTS: dict[str, Any] = {
     "out": "runs/clca",
     "survey": "../shared/data/wvs7",

@@ -64,6 +64,7 @@ def engines_from(cfg: dict, writer: str, reviewer: str, run: RunFolder) -> tuple
             e["batch_size"],
             run.cache,
             e.get("chat_template_from"),
+            e.get("revision"),
         )
 
     engine = build(cfg[writer])

@@ -38,7 +38,14 @@ DEFAULTS: dict[str, Any] = {
     "out": "runs/culturespa",
     "survey": "../shared/data/wvs7",
     "cultures": ["DEU", "CHN", "NGA"],
-    "generator": {"engine": "local", "model": "smollm2", "base_url": None, "dtype": "float32", "batch_size": 16},
+    "generator": {
+        "engine": "local",
+        "model": "smollm2",
+        "base_url": None,
+        "revision": None,
+        "dtype": "float32",
+        "batch_size": 16,
+    },
     "student": {"model": "smollm2", "dtype": "float32", "batch_size": 16},
     "questions": {
         "per_topic": 3,
@@ -77,7 +84,9 @@ STAGES = ("generate-questions", "dedup", "answer", "select", "training-data", "t
 def data_steps(cfg: dict, survey: Survey, cultures: Sequence[Culture], run: RunFolder) -> list:
     """The recipe's record steps, built from the config (the generator engine writes and answers)."""
     g = cfg["generator"]
-    engine = build_engine(g["engine"], g["model"], None, g["base_url"], g["dtype"], g["batch_size"], run.cache)
+    engine = build_engine(
+        g["engine"], g["model"], None, g["base_url"], g["dtype"], g["batch_size"], run.cache, revision=g["revision"]
+    )
     a = cfg["answers"]
     similarity = None
     if a["cross_culture"]:
