@@ -128,3 +128,30 @@ def test_all_cultures_sorted_by_code():
     codes = [c.code for c in all_cultures()]
     assert codes == sorted(codes)
     assert len(codes) == len(set(codes))
+
+
+@pytest.mark.parametrize("code", ["../../../../../ESCAPED", "DE", "D3U", "", "ÄÖÜ"])
+def test_register_countries_csv_refuses_a_code_that_is_not_alpha3(tmp_path, code):
+    # codes name per-culture files: "../../x" would write outside the run folder
+    path = tmp_path / "countries.csv"
+    path.write_text(f"code,name,culture,region\nXAT,Atlantis,Atlantean,Myth\n{code},X,X,X\n", encoding="utf-8")
+    with pytest.raises(UserError) as info:
+        register_countries_csv(path)
+    assert str(info.value) == (
+        f"line 3 of {path}: culture code {code!r} is not an ISO 3166 alpha-3 code (three letters A-Z, e.g. DEU); "
+        "fix or remove that line"
+    )
+    assert "XAT" not in {c.code for c in all_cultures()}  # nothing of a refused file is registered
+
+
+def test_register_countries_csv_bad_bytes_and_quotes_name_the_line(tmp_path):
+    path = tmp_path / "countries.csv"
+    path.write_bytes(b"code,name,culture,region\nXAT,Atlantis,Atlantean,Myth\nXBT,B\xe9t,B,M\n")
+    with pytest.raises(UserError, match=r"^line 3 of .*countries\.csv is not UTF-8 text .*re-save countries\.csv"):
+        register_countries_csv(path)
+    path.write_text('code,name,culture,region\nXAT,"Atlantis,Atlantean,Myth\n' + "XBT,B,B,M\n" * 20, encoding="utf-8")
+    with pytest.raises(UserError, match=r"^line 2 of .*countries\.csv: a quoted field is never closed"):
+        register_countries_csv(path)
+    path.write_text("code,name,culture,region\nXAT,Atlantis\n", encoding="utf-8")  # a short row
+    with pytest.raises(UserError, match=r"^line 2 of .*countries\.csv: culture 'XAT' has no name or no culture"):
+        register_countries_csv(path)

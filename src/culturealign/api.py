@@ -15,7 +15,7 @@ from culturealign.data.survey import load_survey
 from culturealign.errors import UserError
 from culturealign.evaluate.wvs import WVSResult, evaluate_wvs, save_result
 from culturealign.llm import Engine, make_engine
-from culturealign.llm.cache import CallCache
+from culturealign.llm.cache import CallCache, add_to_ledger
 from culturealign.runs import RunFolder, write_json
 
 
@@ -176,24 +176,25 @@ def eval_relations(
 
 def write_cost_seconds(run_dir: Path, seconds: float) -> None:
     """Add wall time to ``cost.json``."""
-    path = run_dir / "cost.json"
-    cost: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-    cost["wall_seconds"] = round(cost.get("wall_seconds", 0) + seconds, 2)
-    write_json(path, cost)
+    add_to_ledger(run_dir / "cost.json", {"wall_seconds": round(seconds, 2)})
 
 
 def write_cost(run_dir: Path, engine: Engine, seconds: float) -> None:
-    """Accumulate wall time, model calls, tokens and cache hits in ``cost.json``."""
-    path = run_dir / "cost.json"
-    cost: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-    for k, v in {"wall_seconds": round(seconds, 2), **asdict(engine.stats)}.items():
-        cost[k] = cost.get(k, 0) + v
+    """Add wall time and what ``engine`` did since it was last billed (calls, tokens, cache hits) to ``cost.json``.
+
+    Engines on the run's cache bill their calls as each batch commits; this adds the rest (and, for a server, how
+    many option scores came from log-probabilities or from sampling).
+    """
+    numbers: dict[str, Any] = {"wall_seconds": round(seconds, 2), **engine.unbilled()}
+    add_to_ledger(run_dir / "cost.json", numbers)
     methods = getattr(engine, "option_methods", None)  # a server's option scores: from log-probs or by sampling
     if methods:
+        path = run_dir / "cost.json"
+        cost: dict[str, Any] = json.loads(path.read_text())
         merged = cost.setdefault("option_methods", {})
         for method, n in methods.items():
             merged[method] = merged.get(method, 0) + n
-    write_json(path, cost)
+        write_json(path, cost)
 
 
 def cultural_map(

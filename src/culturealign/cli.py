@@ -302,8 +302,8 @@ def run_cmd(
             f"{j['total']}, dropped {dict(j['dropped_by_reason'] or {})}"
         )
     console.print(format_before_after(result["wvs"]))
-    if result.get("survey_skipped"):
-        console.print(skip_line(result["survey_skipped"]))
+    if skip_line(result):
+        console.print(skip_line(result))
     for when, div in result.get("divergence", {}).items():
         per = ", ".join(f"{c} {m['js_distance']:.3f}/{m['kl']:.3f}" for c, m in div["per_culture"].items())
         console.print(

@@ -11,6 +11,8 @@ import csv
 import difflib
 import io
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,25 +28,48 @@ class Culture:
     region: str
 
 
-def _read_csv(text: str) -> dict[str, Culture]:
+# What a culture code from data must look like: it names per-culture files, so "../x" must not pass.
+ALPHA3 = re.compile(r"[A-Z]{3}")
+
+
+def _read_rows(rows: Iterable[tuple[int, dict[str, str]]], source: str | Path) -> dict[str, Culture]:
     out = {}
-    for row in csv.DictReader(io.StringIO(text)):
+    for line, row in rows:
         code = row["code"].strip().upper()
-        out[code] = Culture(code, row["name"].strip(), row["culture"].strip(), row.get("region", "").strip())
+        if not ALPHA3.fullmatch(code):
+            raise UserError(
+                f"line {line} of {source}: culture code {row['code']!r} is not an ISO 3166 alpha-3 code (three "
+                "letters A-Z, e.g. DEU); fix or remove that line"
+            )
+        name, adjective = row["name"].strip(), row["culture"].strip()
+        if not (name and adjective):  # prompts name both
+            raise UserError(
+                f"line {line} of {source}: culture {code!r} has no name or no culture (adjective, e.g. German); "
+                "fill in code,name,culture,region"
+            )
+        out[code] = Culture(code, name, adjective, (row.get("region") or "").strip())
     return out
 
 
-_BUILTIN = _read_csv(resources.files("culturealign.resources").joinpath("cultures.csv").read_text("utf-8"))
+_TABLE = resources.files("culturealign.resources").joinpath("cultures.csv").read_text("utf-8")
+_BUILTIN = _read_rows(enumerate(csv.DictReader(io.StringIO(_TABLE)), 2), "the built-in cultures.csv")
 _registry: dict[str, Culture] = dict(_BUILTIN)
 
 
 def register_countries_csv(path: str | Path) -> list[str]:
     """Add or override cultures from a survey's ``countries.csv`` (code,name,culture,region); returns codes."""
+    from culturealign.data.textfile import csv_dicts, decode_text  # here: culturealign.data imports this module
+
     path = Path(path)
     try:
-        found = _read_csv(path.read_text("utf-8"))
-    except (OSError, KeyError) as e:
-        raise UserError(f"cannot read cultures from {path}: {e}; it needs columns code,name,culture,region") from e
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read cultures from {path}: {e.strerror or e}; pass a survey's countries.csv") from e
+    header, rows = csv_dicts(path, decode_text(raw, path, "countries.csv"))
+    missing = [c for c in ("code", "name", "culture") if c not in header]
+    if header and missing:
+        raise UserError(f"{path} lacks columns {missing}: it needs columns code,name,culture,region")
+    found = _read_rows(rows, path)
     _registry.update(found)
     return list(found)
 

@@ -118,3 +118,32 @@ def test_neither_utf8_nor_cp1252_is_a_user_error(tmp_path):
     path.write_bytes(HEADER.encode() + b"caf\x81,15,x,a,b,c,1,,,,,\n")  # 0x81 is undefined in cp1252
     with pytest.raises(UserError, match="neither UTF-8 nor cp1252"):
         load_culturax(path)
+
+
+def test_utf8_file_with_one_stray_latin1_byte_is_refused_not_read_as_cp1252(tmp_path):
+    # read as cp1252, every curly quote of the UTF-8 rows would turn into mojibake ("Itâ€™s")
+    path = _write(tmp_path / "CulturaX.csv", ROWS[:2])
+    path.write_bytes(path.read_bytes() + "Caf\xe9 etiquette?,10,Food,a,b,c,8,,,,,\n".encode("latin-1"))  # line 4
+    with pytest.raises(UserError) as info:
+        load_culturax(path)
+    assert str(info.value) == (
+        f"line 4 of {path} has a byte that is not UTF-8 (0xE9) in a file that is otherwise UTF-8; fix that character "
+        "and re-save CulturaX.csv as UTF-8"
+    )
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_file_with_a_byte_order_mark_loads(tmp_path, encoding):
+    path = _write(tmp_path / "CulturaX.csv", ROWS, encoding)
+    if encoding != "utf-16":  # the -le/-be codecs write no mark: add it, as Windows "Unicode text" does
+        path.write_bytes("\ufeff".encode(encoding) + path.read_bytes())
+    items, skipped = load_culturax(path)
+    assert [i.question for i in items][0] == "It\u2019s Holi \u2014 may I throw colour?"
+    assert len(items) == 3 and sum(skipped.values()) == 4
+
+
+def test_unclosed_quote_names_the_line_where_the_record_starts(tmp_path):
+    rows = [f"Question {i}?,10,Etiquette,a,b,c,{i},,,,," for i in range(30)]
+    rows[9] = '"Question 9?,10,Etiquette,a,b,c,9,,,,,'  # line 11: the rest of the file would be one question
+    with pytest.raises(UserError, match=r"^line 11 of .*CulturaX\.csv: a quoted field is never closed"):
+        load_culturax(_write(tmp_path / "CulturaX.csv", rows))

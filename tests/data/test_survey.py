@@ -368,3 +368,137 @@ def test_real_wvs7():
     assert q119, "no country answers Q119"
     assert all("0" in dist for dist in q119)
     assert survey.questions["Q119"].options["0"] == "Hard to say"
+
+
+# --- hostile input (issue 20) -----------------------------------------------------------------------------------
+
+Q1 = '{"id": "Q1", "text": "t", "options": {"1": "a", "2": "b"}}\n'
+HEADER = "country,question,answer,proportion\n"
+
+
+@pytest.mark.parametrize("value", ["7.5", "25", "1.0001", "-0.1"])
+def test_proportion_outside_0_1_names_file_line_value_and_fix(tmp_path, value):
+    # 7.5 among fractions would be renormalized into a majority answer
+    folder = write_folder(tmp_path / "s", Q1, f"{HEADER}DEU,Q1,1,0.25\nDEU,Q1,2,{value}\n")
+    with pytest.raises(UserError) as info:
+        load_wvs_folder(folder)
+    assert str(info.value) == (
+        f"line 3 of {folder / 'distributions.csv'}: proportion {value!r} is not a share from 0 to 1; write each "
+        "answer's share of respondents as a fraction (0.25, not 25)"
+    )
+
+
+def test_shares_far_from_1_are_noted_once_per_file_with_counts(tmp_path):
+    questions = Q1 + '{"id": "Q2", "text": "u", "options": {"1": "a", "2": "b"}}\n'
+    rows = [
+        "DEU,Q1,1,0.25\nDEU,Q1,2,0.25\n",  # sums to 0.5: off
+        "DEU,Q2,1,0.5\nDEU,Q2,2,0.4\n",  # 0.9: off
+        "JPN,Q1,1,0.5\nJPN,Q1,2,0.47\n",  # 0.97: within the tolerance
+        "JPN,Q2,1,0.5\nJPN,Q2,-1,0.5\n",  # 1 with the missing code counted
+    ]
+    folder = write_folder(tmp_path / "s", questions, HEADER + "".join(rows))
+    survey = load_wvs_folder(folder)
+    assert_dist(survey.distributions["DEU"]["Q1"], {"1": 0.5, "2": 0.5})  # still renormalized, not refused
+    assert survey.skipped == {}
+    (note,) = survey.notes
+    assert note.startswith(
+        "2 of 4 answer distributions (country, question) in distributions.csv have shares summing to 0.5-0.9, not 1"
+    )
+    assert survey.subset(["Q1"]).notes == survey.notes  # a split keeps what the file said
+    assert load_wvs_folder(write_folder(tmp_path / "ok", Q1, f"{HEADER}DEU,Q1,1,0.5\nDEU,Q1,2,0.5\n")).notes == []
+
+
+def test_skip_counts_and_notes_reach_metrics_and_the_printed_table(tmp_path):
+    from rich.console import Console
+
+    from culturealign.cultures import get_culture
+    from culturealign.evaluate.wvs import evaluate_wvs, format_table
+    from culturealign.llm.scripted import ScriptedEngine
+
+    rows = "DEU,Q1,1,0.25\nDEU,Q1,2,0.25\nDEU,Q1,2,0.25\nDEU,Q9,1,0.5\n"  # a repeat, an unknown question
+    survey = load_wvs_folder(write_folder(tmp_path / "s", Q1, HEADER + rows))
+    metrics = evaluate_wvs(ScriptedEngine(), survey, [get_culture("DEU")], progress=False).metrics
+    assert metrics["survey_skipped"] == {
+        "repeated country, question and answer (last kept)": 1,
+        "row for a question not in questions.jsonl": 1,
+    }
+    assert len(metrics["survey_notes"]) == 1
+    console = Console(width=200, record=True)
+    console.print(format_table(metrics))
+    text = console.export_text()
+    assert "survey rows skipped: 1 repeated country, question and answer (last kept)" in text
+    assert "survey notes: 1 of 1 answer distributions" in text
+
+
+@pytest.mark.parametrize("country", ["../../../../../ESCAPED", "DE", "D3U", "GERMANY", "DE U"])
+def test_distributions_country_not_alpha3_is_refused(tmp_path, country):
+    folder = write_folder(tmp_path / "s", Q1, f"{HEADER}DEU,Q1,1,0.5\n{country},Q1,1,0.5\n")
+    with pytest.raises(UserError, match=r"^line 3 of .*distributions\.csv: country .* is not an ISO 3166 alpha-3"):
+        load_wvs_folder(folder)
+
+
+def test_countries_csv_code_that_escapes_the_run_folder_is_refused(tmp_path):
+    folder = write_folder(tmp_path / "s", Q1, f"{HEADER}DEU,Q1,1,0.5\n")
+    (folder / "countries.csv").write_text(
+        "code,name,culture,region\nDEU,Germany,German,Europe\n../../../../../ESCAPED,X,X,X\n", encoding="utf-8"
+    )
+    with pytest.raises(UserError, match=r"^line 3 of .*countries\.csv: culture code '\.\./.*' is not an ISO 3166"):
+        load_wvs_folder(folder)
+    assert "../../../../../ESCAPED" not in {c.code for c in cultures.all_cultures()}
+
+
+@pytest.mark.parametrize("country", ["../../x", "DE", "276"])
+def test_respondent_country_not_alpha3_is_refused(tmp_path, country):
+    path = tmp_path / "resp.csv"
+    path.write_text(f"B_COUNTRY_ALPHA,Q57\nDEU,1\n{country},2\n", encoding="utf-8")
+    with pytest.raises(
+        UserError, match=r"^line 3 of .*resp\.csv: country .* is not an ISO 3166 alpha-3 .*country_col"
+    ):
+        load_wvs_respondents(path, WVS_SMALL / "questions.jsonl")
+
+
+def _long_rows(n: int) -> list[str]:
+    return [f"DEU,Q1,{1 + i % 2},0.{i % 10}\n" for i in range(n)]
+
+
+def test_bad_byte_in_distributions_names_its_own_line(tmp_path):
+    rows = _long_rows(1000)
+    rows[499] = "DEU,Q1,1,0.5 caf\xe9\n"  # line 501 (the header is line 1)
+    folder = write_folder(tmp_path / "s", Q1, "")
+    (folder / "distributions.csv").write_bytes((HEADER + "".join(rows)).encode("latin-1"))
+    with pytest.raises(UserError, match=r"^line 501 of .*distributions\.csv is not UTF-8 text .*re-save"):
+        load_wvs_folder(folder)
+
+
+def test_bad_byte_in_respondents_names_its_own_line(tmp_path):
+    path = tmp_path / "resp.csv"
+    rows = ["DEU,1\n"] * 3000
+    rows[2000] = "D\xc9U,1\n"  # line 2002
+    path.write_bytes(("B_COUNTRY_ALPHA,Q57\n" + "".join(rows)).encode("latin-1"))
+    with pytest.raises(UserError, match=r"^line 2002 of .*resp\.csv is not UTF-8 text"):
+        load_wvs_respondents(path, WVS_SMALL / "questions.jsonl")
+
+
+def test_unclosed_quote_names_the_line_where_the_record_starts(tmp_path):
+    rows = _long_rows(100)
+    rows[40] = 'DEU,"Q1,1,0.5\n'  # line 42; the csv module runs on to the end of the file
+    folder = write_folder(tmp_path / "s", Q1, HEADER + "".join(rows))
+    with pytest.raises(UserError, match=r"^line 42 of .*distributions\.csv: a quoted field is never closed"):
+        load_wvs_folder(folder)
+    path = tmp_path / "resp.csv"
+    path.write_text('B_COUNTRY_ALPHA,Q57\nDEU,1\nDEU,"2\n' + "DEU,1\n" * 50, encoding="utf-8")
+    with pytest.raises(UserError, match=r"^line 3 of .*resp\.csv: a quoted field is never closed"):
+        load_wvs_respondents(path, WVS_SMALL / "questions.jsonl")
+
+
+def test_header_only_distributions_say_there_are_no_data_rows(tmp_path):
+    folder = write_folder(tmp_path / "s", Q1, HEADER)
+    with pytest.raises(UserError, match=r"distributions\.csv has a header but no data rows: add one"):
+        load_wvs_folder(folder)
+    folder = write_folder(tmp_path / "t", Q1, f"{HEADER}DEU,Q7,1,0.5\n")  # rows, but none for a known question
+    with pytest.raises(UserError, match=r"has no answer shares for the questions of questions\.jsonl \(row for a q"):
+        load_wvs_folder(folder)
+    path = tmp_path / "resp.csv"
+    path.write_text("B_COUNTRY_ALPHA,W_WEIGHT,Q57\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"resp\.csv has no answers to the questions of .*nothing skipped"):
+        load_wvs_respondents(path, WVS_SMALL / "questions.jsonl")

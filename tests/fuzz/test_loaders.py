@@ -184,6 +184,10 @@ def test_a_written_survey_folder_loads_back_unchanged(questions, countries, data
                 }
     with tempfile.TemporaryDirectory() as tmp:
         write_survey_folder(Survey(by_id, distributions), tmp)
+        if not distributions:  # a header-only distributions.csv is refused, not loaded as a survey without answers
+            with pytest.raises(UserError, match="has a header but no data rows"):
+                load_wvs_folder(tmp)
+            return
         back = load_wvs_folder(tmp)
     assert back.questions == by_id
     assert back.skipped == Counter()
@@ -263,7 +267,11 @@ def test_every_valid_respondent_answer_is_counted_and_every_other_one_is_skipped
         path = write(
             Path(tmp), "r.csv", csv_text(["B_COUNTRY_ALPHA", "W_WEIGHT", "Q1", "Q2"], [list(r) for r in rows])
         )
-        survey = load_wvs_respondents(path, questions)
+        survey = outcome(lambda: load_wvs_respondents(path, questions))
+    if not expected:  # no valid answer at all: refused, not loaded as a survey without answers
+        assert isinstance(survey, UserError) and "has no answers to the questions" in str(survey)
+        return
+    assert isinstance(survey, Survey)
     assert survey.distributions.keys() == expected.keys()
     for country, per_q in expected.items():
         assert survey.distributions[country].keys() == per_q.keys()
@@ -411,10 +419,29 @@ def test_culturax_accounts_for_every_row(rows, encoding):
         result = outcome(lambda: load_culturax(write(Path(tmp), "CulturaX.csv", data)))
     n_rows = sum(1 for _ in csv.reader(io.StringIO(data.decode(encoding), newline=""))) - 1
     if isinstance(result, UserError):
-        assert "no usable CulturaX rows" in str(result)
+        # cp1252 bytes may hold a valid UTF-8 sequence ("\xa0Â\xa0" is A0 C2 A0): read as UTF-8 with a stray byte
+        assert "no usable CulturaX rows" in str(result) or (encoding == "cp1252" and "otherwise UTF-8" in str(result))
         return
     items, skipped = result
     assert len(items) + sum(skipped.values()) == n_rows
+
+
+@FUZZ
+@given(
+    rows=st.lists(st.tuples(nasty, nasty, nasty, nasty, nasty), min_size=1, max_size=6),
+    at=st.floats(0, 1, exclude_max=True),
+)
+def test_culturax_utf8_with_a_stray_byte_is_refused_at_its_line_never_read_as_cp1252(rows, at):
+    """One Latin-1 byte in a UTF-8 file: a UserError naming the byte's line, not a whole file of mojibake."""
+    text = csv_text([*CULTURAX_COLUMNS, "pass_hhh"], [["\u2019 " + q, "10", *r, "1,1,1"] for q, *r in rows])
+    data = text.encode("utf-8", errors="replace")
+    pos = int(at * len(data))
+    data = data[:pos] + b"\xe9" + data[pos:]
+    with tempfile.TemporaryDirectory() as tmp:
+        result = outcome(lambda: load_culturax(write(Path(tmp), "CulturaX.csv", data)))
+    line = data.count(b"\n", 0, pos) + 1
+    assert isinstance(result, UserError)
+    assert str(result).startswith(f"line {line} of ") and "otherwise UTF-8" in str(result)
 
 
 # --- Hofstede ----------------------------------------------------------------------------------------------------
@@ -545,6 +572,29 @@ def test_missing_files_are_user_errors(tmp_path):
     ]
     for load in loaders:
         assert isinstance(outcome(load), UserError)
+
+
+def test_a_bad_byte_is_reported_at_its_own_line_by_every_csv_loader(tmp_path):
+    """Not the line a chunked decoder had reached ("near line 404" for a bad byte on line 501)."""
+
+    def body(row: str, bad: str) -> bytes:
+        rows = [row] * 2000
+        rows[1499] = bad  # line 1501, after the header
+        return "".join(rows).encode("latin-1")
+
+    questions = write(tmp_path, "questions.jsonl", QUESTIONS_JSONL)
+    header = b"country,question,answer,proportion\n"
+    write(tmp_path, "distributions.csv", header + body("DEU,Q1,1,0.5\n", "DEU,Q1,caf\xe9,0.5\n"))
+    respondents = write(tmp_path, "r.csv", b"B_COUNTRY_ALPHA,W_WEIGHT,Q1,Q2\n" + body("DEU,1,1,2\n", "DEU,1,\xe9,2\n"))
+    parsed = {q: SurveyQuestion(q, "", q, dict.fromkeys(v, "x")) for q, v in OPTIONS.items()}
+    loaders: list[Callable[[], Any]] = [
+        lambda: load_wvs_folder(tmp_path),
+        lambda: load_wvs_respondents(respondents, questions),
+        lambda: load_respondents(respondents, parsed),  # a stream read through textfile.csv_errors
+    ]
+    for load in loaders:
+        result = outcome(load)
+        assert isinstance(result, UserError) and str(result).startswith("line 1501 of "), result
 
 
 def test_deeply_nested_json_is_a_user_error_not_a_recursion_error(tmp_path):

@@ -141,3 +141,25 @@ def test_read_questions_finds_a_question_like_column(tmp_path):
     with pytest.raises(UserError, match="no answer column"):
         read_questions(f, "answer")
     assert [q.text for q in LoadQueries(f).run([])] == questions[:0] + ["What is Holi?", "How is tea served?"]
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-8", "utf-8-sig", "utf-16"])
+def test_read_questions_decodes_cp1252_utf8_and_utf16(tmp_path, encoding):
+    f = tmp_path / "q.csv"
+    f.write_bytes("id,question\n1,It\u2019s Holi \u2014 may I?\n".encode(encoding))
+    assert read_questions(f)[0] == ["It\u2019s Holi \u2014 may I?"]
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        # UTF-8 with one stray Latin-1 byte: read as cp1252 it would be "Itâ€™s" on every line
+        ("id,question\n1,It\u2019s Holi?\n".encode() + b"2,Caf\xe9?\n", "line 3 of .* not UTF-8 \\(0xE9\\)"),
+        (b"id,question\n1,What is \x81?\n", "line 2 of .* neither UTF-8 nor cp1252"),  # 0x81: no cp1252 character
+    ],
+)
+def test_read_questions_refuses_bytes_it_would_garble(tmp_path, data, needle):
+    f = tmp_path / "q.csv"
+    f.write_bytes(data)
+    with pytest.raises(UserError, match=f"^{needle}.*re-save the queries file as UTF-8"):
+        read_questions(f)

@@ -1,8 +1,9 @@
 """CulturaX (AlignCultura, Kashyap et al., 2026): English questions with a helpful, a harmless and an honest
 reference answer each, labelled with a UNESCO cultural subdomain.
 
-The CSV as published: cp1252-encoded (UTF-8 is tried first, for re-saved copies); columns ``Question, class,
-domain, helpful_response, harmless_response, honest_response, simhash_id, pass_hhh`` and then empty ones.
+The CSV as published: cp1252-encoded (UTF-8 and UTF-16 are read too, for re-saved copies; a UTF-8 copy with a stray
+byte is refused, not read as cp1252); columns ``Question, class, domain, helpful_response, harmless_response,
+honest_response, simhash_id, pass_hhh`` and then empty ones.
 
 - ``class`` is an integer subdomain id. The authors' README (github.com/gskgautam/AlignCultura, "CulturaX Class
   Index Mapping") names most ids; ``resources/unesco_taxonomy.json`` carries that table, and the class counts in
@@ -21,30 +22,16 @@ question's answers. No license was published: evaluation only.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from collections import Counter
 from pathlib import Path
 
-from culturealign.data.textfile import csv_errors
+from culturealign.data.textfile import csv_dicts, read_text
 from culturealign.data.unesco import by_culturax_class
 from culturealign.errors import UserError
 from culturealign.records import HHHItem
 
 REQUIRED = ("Question", "class", "domain", "helpful_response", "harmless_response", "honest_response")
-
-
-def _decode(path: Path) -> str:
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode("cp1252")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path} is neither UTF-8 nor cp1252 ({e}); re-save it as UTF-8") from e
 
 
 def _pass_hhh(text: str | None) -> tuple[int, int, int] | None:
@@ -62,19 +49,17 @@ def load_culturax(path: str | Path) -> tuple[list[HHHItem], Counter]:
         path = path / "CulturaX.csv"
     if not path.is_file():
         raise UserError(f"CulturaX file not found: {path}; pass CulturaX.csv or its folder (../shared/data/culturax)")
-    reader = csv.DictReader(io.StringIO(_decode(path), newline=""))
-    with csv_errors(path, reader):
-        rows = list(reader)
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+    header, rows = csv_dicts(path, read_text(path, "CulturaX.csv", legacy="cp1252"))
+    missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise UserError(f"{path} lacks columns {missing}: a CulturaX CSV has the header {','.join(REQUIRED)},...")
     taxonomy = by_culturax_class()
     skipped: Counter = Counter()
     seen: set[str] = set()
     items = []
-    for row in rows:
-        question = (row["Question"] or "").strip()
-        answers = [(row[c] or "").strip() for c in ("helpful_response", "harmless_response", "honest_response")]
+    for _, row in rows:
+        question = row["Question"].strip()
+        answers = [row[c].strip() for c in ("helpful_response", "harmless_response", "honest_response")]
         if not question:
             skipped["empty question"] += 1
             continue
@@ -82,7 +67,7 @@ def load_culturax(path: str | Path) -> tuple[list[HHHItem], Counter]:
             skipped["missing reference answer"] += 1
             continue
         try:
-            cls = int((row["class"] or "").strip())
+            cls = int(row["class"].strip())
         except ValueError:
             skipped["unreadable class"] += 1
             continue
@@ -98,7 +83,7 @@ def load_culturax(path: str | Path) -> tuple[list[HHHItem], Counter]:
                 subdomain_id=cls,
                 subdomain=sub.name if sub else None,
                 domain=sub.domain if sub else None,
-                tag=(row["domain"] or "").strip(),
+                tag=row["domain"].strip(),
                 helpful=answers[0],
                 harmless=answers[1],
                 honest=answers[2],

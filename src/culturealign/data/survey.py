@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from culturealign.cultures import load_similarity, register_countries_csv
-from culturealign.data.textfile import csv_errors, read_text
+from culturealign.cultures import ALPHA3, load_similarity, register_countries_csv
+from culturealign.data.textfile import csv_dicts, read_text
 from culturealign.errors import UserError
 from culturealign.records import SurveyQuestion
 
 Distribution = dict[str, float]
+log = logging.getLogger(__name__)
+SUM_TOLERANCE = 0.05  # |sum of a country's raw shares for a question - 1| above this is reported (not refused)
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Survey:
     skipped: Counter = field(default_factory=Counter)
     similarity_path: Path | None = None
     source: str = ""
+    notes: list[str] = field(default_factory=list)  # what the loader noticed but kept (shares far from summing to 1)
 
     @property
     def countries(self) -> list[str]:
@@ -55,6 +59,7 @@ class Survey:
             Counter(self.skipped),
             self.similarity_path,
             self.source,
+            list(self.notes),
         )
 
 
@@ -123,46 +128,54 @@ def load_wvs_folder(path: str | Path) -> Survey:
         raise UserError(f"survey folder not found: {folder}; pass a folder with questions.jsonl and distributions.csv")
     questions = load_questions(folder / "questions.jsonl")
     if (folder / "countries.csv").is_file():
-        try:
-            register_countries_csv(folder / "countries.csv")
-        except (UnicodeDecodeError, AttributeError, TypeError) as e:  # bad bytes, short rows
-            raise UserError(
-                f"{folder / 'countries.csv'} is not a UTF-8 CSV with a value in every column of code,name,culture,"
-                f"region ({e}); fix it or remove it (the built-in culture table is used then)"
-            ) from e
+        register_countries_csv(folder / "countries.csv")
     dist_path = folder / "distributions.csv"
     if not dist_path.is_file():
         raise UserError(f"{dist_path} not found: the survey folder needs country,question,answer,proportion rows")
     skipped: Counter = Counter()
     raw: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-    with dist_path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f, restval="")
-        with csv_errors(dist_path, reader):
-            missing = {"country", "question", "answer", "proportion"} - set(reader.fieldnames or [])
-            if missing:
-                raise UserError(
-                    f"{dist_path} lacks columns {sorted(missing)}: expected country,question,answer,proportion"
-                )
-            for row in reader:
-                try:
-                    share = float(row["proportion"])
-                except ValueError:
-                    share = math.nan
-                if not (math.isfinite(share) and share >= 0):
-                    raise UserError(
-                        f"line {reader.line_num} of {dist_path}: proportion {row['proportion']!r} is not a number >= 0"
-                    )
-                if row["question"] not in questions:
-                    skipped["row for a question not in questions.jsonl"] += 1
-                    continue
-                country, code = row["country"].strip().upper(), answer_code(row["answer"])
-                if not country:
-                    skipped["row without a country"] += 1
-                    continue
-                if code in raw[country][row["question"]]:
-                    skipped["repeated country, question and answer (last kept)"] += 1
-                raw[country][row["question"]][code] = share
+    header, rows = csv_dicts(dist_path, read_text(dist_path, "distributions.csv"))
+    missing = {"country", "question", "answer", "proportion"} - set(header)
+    if missing:
+        raise UserError(f"{dist_path} lacks columns {sorted(missing)}: expected country,question,answer,proportion")
+    n_rows = 0
+    for n, row in rows:
+        n_rows += 1
+        try:
+            share = float(row["proportion"])
+        except ValueError:
+            share = math.nan
+        if not 0 <= share <= 1:  # a percentage or a count would be renormalized into a plausible, wrong share
+            raise UserError(
+                f"line {n} of {dist_path}: proportion {row['proportion']!r} is not a share from 0 to 1; write each "
+                "answer's share of respondents as a fraction (0.25, not 25)"
+            )
+        if row["question"] not in questions:
+            skipped["row for a question not in questions.jsonl"] += 1
+            continue
+        country, code = row["country"].strip().upper(), answer_code(row["answer"])
+        if not country:
+            skipped["row without a country"] += 1
+            continue
+        if not ALPHA3.fullmatch(country):
+            raise UserError(
+                f"line {n} of {dist_path}: country {row['country']!r} is not an ISO 3166 alpha-3 code (three "
+                "letters A-Z, e.g. DEU); fix that line"
+            )
+        if code in raw[country][row["question"]]:
+            skipped["repeated country, question and answer (last kept)"] += 1
+        raw[country][row["question"]][code] = share
+    if not n_rows:
+        raise UserError(
+            f"{dist_path} has a header but no data rows: add one country,question,answer,proportion row per answer"
+        )
+    notes = [note] if (note := _sums_note(raw, dist_path)) else []
     distributions = _finish(raw, questions, skipped)
+    if not distributions:
+        raise UserError(
+            f"{dist_path} has no answer shares for the questions of questions.jsonl ({_skips(skipped)}): use the same "
+            "question ids and answer codes in both files"
+        )
     sim = folder / "country_similarity.json"
     if sim.is_file():
         try:  # read it now, so that a broken table fails here and not in the middle of a cross-culture run
@@ -172,7 +185,30 @@ def load_wvs_folder(path: str | Path) -> Survey:
                 f"{sim} must map each country code to {{country code: similarity 0-100}} ({type(e).__name__}: "
                 f"{' '.join(str(e).split())[:80]}); fix it or remove it"
             ) from e
-    return Survey(questions, distributions, skipped, sim if sim.is_file() else None, str(folder))
+    return Survey(questions, distributions, skipped, sim if sim.is_file() else None, str(folder), notes)
+
+
+def _sums_note(raw: dict[str, dict[str, dict[str, float]]], path: Path) -> str:
+    """Say once per file how many (country, question) shares sum far from 1: renormalizing hides a wrong file.
+
+    Raw WVS shares leave missing answers in the denominator and sum to less than 1 (as low as 0.23 in the dev copy),
+    so this is a note shown with the results (``Survey.notes``, ``survey_notes`` in metrics.json), not an error;
+    ``SUM_TOLERANCE`` keeps rounding to a few decimals quiet.
+    """
+    sums = [math.fsum(shares.values()) for per_q in raw.values() for shares in per_q.values()]
+    off = [t for t in sums if abs(t - 1) > SUM_TOLERANCE]
+    if not off:
+        return ""
+    note = (
+        f"{len(off)} of {len(sums)} answer distributions (country, question) in {path.name} have shares summing to "
+        f"{min(off):.3g}-{max(off):.3g}, not 1 (+-{SUM_TOLERANCE}): renormalized over the valid answer codes"
+    )
+    log.info("%s", note)
+    return note
+
+
+def _skips(skipped: Counter) -> str:
+    return "; ".join(f"{reason}: {n}" for reason, n in skipped.items()) or "nothing skipped"
 
 
 def _finish(raw, questions: dict[str, SurveyQuestion], skipped: Counter) -> dict[str, dict[str, Distribution]]:
@@ -204,36 +240,40 @@ def load_wvs_respondents(
         raise UserError(f"respondent file not found: {csv_path}; download WVS Wave 7 (CSV) from worldvaluessurvey.org")
     skipped: Counter = Counter()
     raw: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
-    with csv_path.open(encoding="utf-8-sig", newline="") as f:
-        try:
-            header = f.readline()
-        except UnicodeDecodeError as e:
-            raise UserError(f"{csv_path} is not UTF-8 text near its start ({e.reason}); re-save it as UTF-8") from e
-        f.seek(0)
-        delimiter = max(",;\t", key=header.count)  # the official file is wide: sniff the header line only
-        reader = csv.DictReader(f, delimiter=delimiter, restval="")
-        with csv_errors(csv_path, reader):
-            columns = set(reader.fieldnames or [])
-            if country_column not in columns:
-                raise UserError(
-                    f"{csv_path} has no {country_column!r} column: pass country_column= the ISO alpha-3 column"
-                )
-            asked = [qid for qid in questions if qid in columns]
-            if not asked:
-                raise UserError(f"{csv_path} has no column named like the question ids of {questions_path} (e.g. Q57)")
-            for row in reader:
-                country = row[country_column].strip().upper()
-                if not country:
-                    skipped["respondent without a country"] += 1
-                    continue
-                weight = _weight(row.get(weight_column), skipped) if weight_column in columns else 1.0
-                for qid in asked:
-                    value = row[qid].strip()
-                    if not value or value.startswith("-"):
-                        skipped["missing answer code (negative)"] += 1
-                        continue
-                    raw[country][qid][answer_code(value)] += weight
-    return Survey(questions, _finish(raw, questions, skipped), skipped, None, str(csv_path))
+    text = read_text(csv_path, "the WVS respondent file")
+    end = text.find("\n")
+    delimiter = max(",;\t", key=text[: end if end >= 0 else None].count)  # the official file is wide: its header
+    header, rows = csv_dicts(csv_path, text, delimiter=delimiter)
+    columns = set(header)
+    if country_column not in columns:
+        raise UserError(f"{csv_path} has no {country_column!r} column: pass country_column= the ISO alpha-3 column")
+    asked = [qid for qid in questions if qid in columns]
+    if not asked:
+        raise UserError(f"{csv_path} has no column named like the question ids of {questions_path} (e.g. Q57)")
+    for n, row in rows:
+        country = row[country_column].strip().upper()
+        if not country:
+            skipped["respondent without a country"] += 1
+            continue
+        if not ALPHA3.fullmatch(country):
+            raise UserError(
+                f"line {n} of {csv_path}: country {row[country_column]!r} is not an ISO 3166 alpha-3 code (three "
+                "letters A-Z, e.g. DEU); pass country_column= the alpha-3 column (B_COUNTRY_ALPHA) or fix that line"
+            )
+        weight = _weight(row.get(weight_column), skipped) if weight_column in columns else 1.0
+        for qid in asked:
+            value = row[qid].strip()
+            if not value or value.startswith("-"):
+                skipped["missing answer code (negative)"] += 1
+                continue
+            raw[country][qid][answer_code(value)] += weight
+    distributions = _finish(raw, questions, skipped)
+    if not distributions:
+        raise UserError(
+            f"{csv_path} has no answers to the questions of {questions_path} ({_skips(skipped)}): it needs one "
+            "respondent a row, with answer codes in the question columns"
+        )
+    return Survey(questions, distributions, skipped, None, str(csv_path))
 
 
 def _weight(text: str | None, skipped: Counter) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from culturealign.cultures import Culture
 from culturealign.data.survey import Survey
-from culturealign.evaluate.wvs import WVSResult, evaluate_wvs, summarize, with_cross_culture
+from culturealign.evaluate.wvs import WVSResult, evaluate_wvs, summarize, survey_accounts, with_cross_culture
 from culturealign.llm.local import LocalEngine
 from culturealign.runs import RunFolder
 
@@ -68,7 +68,7 @@ def evaluate_adapters(
             log.warning("no adapter for %s (no kept pairs): evaluating the base model for it", c.code)
         items += score(adapter, [c]).items
     items = with_cross_culture(items)  # across cultures: each culture was scored with its own adapter
-    return WVSResult("aware", items, {**summarize(items), "survey_skipped": dict(survey.skipped)})
+    return WVSResult("aware", items, {**summarize(items), **survey_accounts(survey)})
 
 
 def blend_adapters(

@@ -213,14 +213,21 @@ def evaluate_wvs(
         ]
     )
     # what the loader left out of the survey, by reason: a figure is read with the data it stands on
-    return WVSResult(mode, items, {**summarize(items), "survey_skipped": dict(survey.skipped)})
+    return WVSResult(mode, items, {**summarize(items), **survey_accounts(survey)})
 
 
-def skip_line(skipped: dict[str, int]) -> str:
-    """One line of what a survey loader skipped, by reason ('' when nothing was)."""
-    if not skipped:
-        return ""
-    return "survey rows skipped: " + "; ".join(f"{n:,} {reason}" for reason, n in sorted(skipped.items()))
+def survey_accounts(survey: Survey) -> dict[str, Any]:
+    """What the loader skipped (by reason) and noticed, kept beside every figure computed on the survey."""
+    return {"survey_skipped": dict(survey.skipped), "survey_notes": list(survey.notes)}
+
+
+def skip_line(metrics: dict[str, Any]) -> str:
+    """What the survey loader skipped (by reason) and noticed, as lines for the output ('' when nothing)."""
+    skipped = metrics.get("survey_skipped") or {}
+    lines = [f"survey notes: {n}" for n in metrics.get("survey_notes") or []]
+    if skipped:
+        lines.insert(0, "survey rows skipped: " + "; ".join(f"{n:,} {r}" for r, n in sorted(skipped.items())))
+    return "\n".join(lines)
 
 
 def _with_examples(messages, survey: Survey, culture: str, asked: SurveyQuestion, pool, k: int, seed: int):
@@ -261,7 +268,7 @@ def format_table(metrics: dict[str, Any], title: str = "") -> Any:
         for line in (
             f"a uniform answer to every question would score 1-JSD "
             f"{_fmt(metrics['overall'].get('one_minus_jsd_uniform'))}",
-            skip_line(metrics.get("survey_skipped") or {}),
+            skip_line(metrics),
         )
         if line
     )

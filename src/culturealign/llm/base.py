@@ -85,6 +85,7 @@ class Engine(ABC):
     batch_size: int = 16
     chunk_size: int | None = None
     stats: EngineStats = field(default_factory=EngineStats)
+    _billed: EngineStats = field(default_factory=EngineStats, init=False, repr=False, compare=False)
     _commit_item: Callable[[int, Any], None] | None = field(default=None, init=False, repr=False, compare=False)
 
     @abstractmethod
@@ -102,6 +103,12 @@ class Engine(ABC):
             f"engine {type(self).__name__} cannot score completions (log-probabilities of a given reply): "
             "use the local engine for this part (e.g. generator.engine=local)"
         )
+
+    def unbilled(self) -> dict[str, int]:
+        """The stats gathered since the last call (each call, token and hit is billed to a ledger exactly once)."""
+        now, then = asdict(self.stats), asdict(self._billed)
+        self._billed = EngineStats(**now)
+        return {k: now[k] - then[k] for k in now}
 
     def _item_done(self, index: int, result: Any) -> None:
         """Commit item ``index`` of the chunk being computed now, before the rest of the chunk returns."""
@@ -208,6 +215,8 @@ class Engine(ABC):
             if self.cache is not None and len(committed) < len(new):
                 self.cache.put_many({k: v for k, v in new.items() if k not in committed})
             results.update(new)
+            if self.cache is not None:  # the calls are paid: counted in the run's cost.json now, not at the end
+                self.cache.bill(self.unbilled())
             if progress:
                 progress(sum(counts[k] for k in chunk_keys))
         return [results[k] for k in keys]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -31,8 +32,9 @@ class CallCache:
     cache is the run's memory of paid calls, so the run stops rather than going on without it.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, ledger: str | Path | None = None):
         self.path = Path(path)
+        self.ledger = Path(ledger) if ledger is not None else None  # cost.json: what the calls behind it cost
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.unreadable = 0  # entries that did not decode (a damaged file, an older format): read as misses
@@ -73,6 +75,12 @@ class CallCache:
             )
             self._db.commit()
 
+    def bill(self, stats: dict[str, int]) -> None:
+        """Add an engine's new calls, tokens and hits to the ledger as their answers are committed, so that a killed
+        run's cost.json still counts what it paid for."""
+        if self.ledger is not None and any(stats.values()):
+            add_to_ledger(self.ledger, stats)
+
     def __len__(self) -> int:
         with self._lock, self._errors("read"):
             return self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
@@ -80,3 +88,25 @@ class CallCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def add_to_ledger(path: Path, numbers: dict[str, float]) -> None:
+    """Add ``numbers`` to the JSON object in ``path`` (atomically: a killed process leaves the old or the new file)."""
+    with _ledger_lock:
+        try:
+            cost = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+        except (OSError, ValueError):
+            cost = {}
+        for k, v in numbers.items():
+            cost[k] = round(cost.get(k, 0) + v, 2) if isinstance(v, float) else cost.get(k, 0) + v
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps(cost, indent=2) + "\n", "utf-8")
+            os.replace(tmp, path)
+        except OSError as e:
+            raise UserError(
+                f"cannot write {path}: {e.strerror or e}; free disk space or fix the folder's permissions"
+            ) from e
+
+
+_ledger_lock = threading.Lock()

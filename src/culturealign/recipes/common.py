@@ -22,7 +22,7 @@ from culturealign.errors import UserError
 from culturealign.evaluate.adapters import evaluate_adapters
 from culturealign.evaluate.compare import before_after
 from culturealign.evaluate.general import general_check
-from culturealign.evaluate.wvs import WVSResult, save_result
+from culturealign.evaluate.wvs import WVSResult, save_result, survey_accounts
 from culturealign.llm.base import Engine
 from culturealign.llm.local import LocalEngine
 from culturealign.records import ChatSample
@@ -104,7 +104,7 @@ def tune_and_compare(
         "trained": bool(adapters),
         "examples": len(samples),
         "adapters": {k: str(v) for k, v in adapters.items()},
-        "survey_skipped": dict(survey.skipped),
+        **survey_accounts(survey),
     }
     before = evaluate_adapters(run, cfg, survey, cultures, None, engines=engines)
     save_result(before, run.eval_dir("wvs-before"))

@@ -173,7 +173,7 @@ def train_targets(
 # -- evaluation -----------------------------------------------------------------------------------------------------
 def _split_items(result: WVSResult, codes: set[str]) -> WVSResult:
     items = [i for i in result.items if i.culture in codes]
-    kept = {"survey_skipped": result.metrics.get("survey_skipped", {})}
+    kept = {k: result.metrics[k] for k in ("survey_skipped", "survey_notes") if k in result.metrics}
     return WVSResult(result.mode, items, {**summarize(items), **kept} if items else {})
 
 

@@ -106,7 +106,7 @@ class RunFolder:
     def cache(self) -> CallCache:
         """The run's LLM call cache (``cache.sqlite``)."""
         if self._cache is None:
-            self._cache = CallCache(self.path / "cache.sqlite")
+            self._cache = CallCache(self.path / "cache.sqlite", ledger=self.path / "cost.json")
         return self._cache
 
     def write_config(self, config: dict) -> None:

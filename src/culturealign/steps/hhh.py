@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from culturealign.cultures import Culture
-from culturealign.data.textfile import csv_errors
+from culturealign.data.textfile import csv_errors, decode_text
 from culturealign.data.unesco import Subdomain
 from culturealign.errors import UserError
 from culturealign.llm.base import Engine, GenParams
@@ -53,10 +53,7 @@ def read_questions(path: str | Path, column: str | None = None) -> tuple[list[st
         raw = path.read_bytes()
     except OSError as e:
         raise UserError(f"cannot read queries from {path}: {e.strerror}; pass queries.file=PATH") from e
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1252", errors="replace")
+    text = decode_text(raw, path, "the queries file", legacy="cp1252")  # as CulturaX: published in cp1252
     skipped: Counter = Counter()
     if path.suffix.lower() in (".jsonl", ".json"):
         rows = []
