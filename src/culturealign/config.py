@@ -169,9 +169,8 @@ def check_rules(config: Mapping, defaults: Mapping, rules: Mapping[str, Rule], w
         if isinstance(default, dict):
             check_rules(value, default, rules, f"{path}.")
             continue
-        rule = rules.get(path, COMMON_RULES.get(key))
-        if rule is not None:
-            rule.check(path, value, default)
+        rule = rules.get(path, COMMON_RULES.get(key)) or Rule()
+        rule.check(path, value, default)
 
 
 def merge(defaults: dict, given: dict, where: str = "") -> dict:

@@ -59,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
 }
 # What each key accepts beyond its type (config.COMMON_RULES covers the keys every recipe shares).
 RULES = {
+    "blend": Rule(str, nullable=True),  # null: no BLEnD evaluation
     "optimize.rounds": Rule(int, low=0),
     "optimize.min_gain": Rule(float, low=0),
     "optimize.rewrite_fraction": Rule(float, low=0, high=1),

@@ -73,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
 }
 # What each key accepts beyond its type (config.COMMON_RULES covers the keys every recipe shares).
 RULES = {
+    "hofstede": Rule(str, nullable=True),  # null: no Hofstede scores in the prompts
     "roleplay.max_turns": Rule(int, low=1),
     "filter.bad_max": Rule(int, low=1, high=4),
     "filter.confidence": Rule(float, low=0, high=1, open_low=True),
