@@ -28,7 +28,7 @@ from culturealign.errors import UserError
 from culturealign.evaluate.adapters import student_engine
 from culturealign.evaluate.compare import BEFORE_AFTER_METRICS, before_after
 from culturealign.evaluate.compare_runs import compare_runs
-from culturealign.evaluate.wvs import WVSResult, evaluate_wvs, save_result, summarize
+from culturealign.evaluate.wvs import WVSResult, evaluate_wvs, save_result, skip_line, summarize, survey_accounts
 from culturealign.llm.base import Engine
 from culturealign.llm.models import resolve_model
 from culturealign.recipes.common import recipe_run, record_cost
@@ -329,6 +329,7 @@ def train_and_compare(
         "split": {k: len(getattr(split, k)) for k in ("train", "validation", "eval")},
         "eval_questions_in_training": len(set(split.eval) & {e.meta["question_id"] for e in examples}),
         "cultures": {"trained": [c.code for c in trained], "heldout": [c.code for c in heldout]},
+        **survey_accounts(survey),
     }
     if len(examples) < t["min_examples"]:
         raise UserError(
@@ -473,6 +474,8 @@ def format_surveyfit(result: dict[str, Any]) -> list[Any]:
     for name in ("eval", "heldout-eval", "survey2", "validation", "train"):
         if name in result["sets"]:
             out.append(interval_table(f"WVS alignment before → after: {SET_TITLES[name]}", result["sets"][name]))
+    if skip_line(result):
+        out.append(skip_line(result))
     if "seeds" in result:
         j = result["seeds"]["one_minus_jsd"]
         out.append(f"1-JSD gain over seeds {list(j['diff_by_seed'])}: mean {j['mean']:+.3f}, SD {j['sd']:.3f}, "
