@@ -63,9 +63,12 @@ def llama():
     eng.unload()
 
 
-def test_identity_names_the_gguf_file(llama):
+def test_identity_is_the_gguf_files_digest(llama):
+    import hashlib
+
     ident = llama.identity()
-    assert ident["engine"] == "llamacpp" and ident["model"].endswith(".gguf") and ident["size"] > 10_000_000
+    with llama._path.open("rb") as f:
+        assert ident == {"engine": "llamacpp", "model": hashlib.file_digest(f, "sha256").hexdigest()}
 
 
 def test_render_matches_the_transformers_chat_template(llama, engine):
