@@ -86,6 +86,19 @@ def test_killed_run_resumes_to_identical_outputs_without_repeated_calls(tmp_path
     again = json.loads((killed / "cost.json").read_text())
     assert again["calls"] == resumed_cost["calls"]
 
+    # a rerun whose config changed finished work refuses it, naming what changed and the stage to redo
+    proc = _run(killed, wvs_path, "questions.per_topic=2")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "step generate-questions" in proc.stderr and "(per_topic)" in proc.stderr
+    assert "--from generate-questions" in proc.stderr
+    proc = _run(killed, wvs_path, "train.sft.max_steps=3")
+    assert proc.returncode == 2 and "adapter joint" in proc.stderr and "(sft)" in proc.stderr, proc.stderr[-2000:]
+    assert "--from train" in proc.stderr
+    assert _outputs(killed) == _outputs(clean)  # nothing was overwritten by the refused reruns
+    import yaml
+
+    assert yaml.safe_load((killed / "config.yaml").read_text())["questions"]["per_topic"] == 1
+
 
 def test_second_process_on_the_same_run_is_refused(tmp_path, wvs_path):
     from culturealign.runs import RunFolder

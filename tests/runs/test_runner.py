@@ -90,10 +90,12 @@ def test_unfinished_step_is_redone(tmp_path):
 
 def test_redo_from_a_name_redoes_that_step_and_later_ones(tmp_path):
     run_steps([MakeQuestions(), DropOdd()], tmp_path)
-    # the first step would now make 5 questions, but it is not redone: its stored output is used
-    out = run_steps([MakeQuestions(5), DropOdd()], tmp_path, redo_from="drop-odd")
+    out = run_steps([MakeQuestions(), DropOdd()], tmp_path, redo_from="drop-odd")
     assert CALLS == {"make": 1, "drop-odd": 6}
     assert [q.id for q in out] == ["q0", "q2"]
+    # the first step would now make 5 questions: its stored output of 3 is never reused under the new setting
+    with pytest.raises(UserError, match=r"step make in .* was made with other settings \(n\): rerun with --from make"):
+        run_steps([MakeQuestions(5), DropOdd()], tmp_path, redo_from="drop-odd")
     # redoing from the first step picks up its new setting, and the later step follows
     out = run_steps([MakeQuestions(5), DropOdd()], tmp_path, redo_from="make")
     assert CALLS == {"make": 2, "drop-odd": 11}
@@ -132,3 +134,34 @@ class MakeDicts(Step):
 def test_plain_dict_records_resume(tmp_path):
     first = run_steps([MakeDicts()], tmp_path)
     assert run_steps([MakeDicts()], tmp_path) == first
+
+
+def test_a_changed_engine_or_input_is_refused_and_an_unchanged_one_read_back(tmp_path):
+    from culturealign.llm.scripted import ScriptedEngine
+
+    class Ask(Step):
+        name = "ask"
+
+        def __init__(self, engine):
+            super().__init__()
+            self.engine = engine
+
+        def run(self, records):
+            yield from records
+
+    seed = [SurveyQuestion("q0", "topic", "t", {"1": "a"})]
+    run_steps([Ask(ScriptedEngine(name="model-a"))], tmp_path, seed)
+    assert run_steps([Ask(ScriptedEngine(name="model-a"))], tmp_path, seed) == seed  # the same engine: resumed
+    with pytest.raises(UserError, match=r"other settings \(engine\)"):
+        run_steps([Ask(ScriptedEngine(name="model-b"))], tmp_path, seed)
+    with pytest.raises(UserError, match=r"other settings \(input\)"):  # other records fed in
+        run_steps([Ask(ScriptedEngine(name="model-a"))], tmp_path, [SurveyQuestion("q9", "topic", "t", {"1": "a"})])
+
+
+def test_a_step_finished_before_fingerprints_is_not_trusted(tmp_path):
+    run_steps([MakeQuestions(), DropOdd()], tmp_path)
+    stats_path = step_dir(tmp_path, 1, "make") / "stats.json"
+    stats = json.loads(stats_path.read_text("utf-8"))
+    stats_path.write_text(json.dumps({k: v for k, v in stats.items() if k not in ("fingerprint", "settings")}))
+    with pytest.raises(UserError, match="unrecorded settings .*--from make"):
+        run_steps([MakeQuestions(), DropOdd()], tmp_path)

@@ -78,3 +78,15 @@ def test_each_evaluation_keeps_the_config_that_produced_it(tmp_path):
     for prompt in ("aware", "unaware"):
         kept = yaml.safe_load((tmp_path / "run" / "eval" / f"wvs-{prompt}" / "config.yaml").read_text())
         assert kept["prompt"] == prompt
+
+
+def test_a_refused_rerun_leaves_the_config_that_made_the_work(tmp_path):
+    with RunFolder(tmp_path / "run") as run:
+        run.write_config({"recipe": "culturespa", "per_topic": 1})
+    with pytest.raises(UserError), RunFolder(tmp_path / "run") as run:
+        run.write_config({"recipe": "culturespa", "per_topic": 2})
+        raise UserError("step generate-questions was made with other settings (per_topic)")
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["per_topic"] == 1
+    with RunFolder(tmp_path / "run") as run:  # redone (--from): the new config is the folder's once the run ends
+        run.write_config({"recipe": "culturespa", "per_topic": 2})
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["per_topic"] == 2

@@ -4,6 +4,11 @@ Each step writes ``steps/NN-<name>/data.jsonl`` (its output records), ``dropped.
 ``stats.json``; a step whose ``stats.json`` exists is finished and is read back instead of redone. A step
 killed midway is redone, and its LLM calls that had finished come from the run's cache, so nothing is
 computed twice. ``redo_from`` redoes a step (by name or number) and every step after it.
+
+A finished step is read back only if it was made from the same settings: ``stats.json`` holds a fingerprint of
+the step's settings (its public attributes: options, engines by content identity, the survey's content) chained
+with the fingerprint of the step before it. A rerun whose config changed a finished step stops with one line
+naming what changed and the ``--from`` that redoes it; it never reports stale data under a new config.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 
 from culturealign.errors import UserError
 from culturealign.records import from_dict, to_dict
-from culturealign.runs.store import read_jsonl, write_json, write_jsonl
+from culturealign.runs.store import changed_keys, describe, fingerprint, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +48,43 @@ def run_steps(
     """Feed ``records`` through ``steps`` in order, writing and resuming each step's output; returns the last."""
     redo = _redo_index(steps, redo_from)
     records = list(records or [])
+    chain = fingerprint([to_dict(r) for r in records])  # what the first step is fed
     for i, step in enumerate(steps, 1):
         folder = step_dir(run_dir, i, step.name)
         if redo is not None and i >= redo and folder.exists():
             shutil.rmtree(folder)
+        settings = {"input": chain, **step_settings(step)}
+        chain = fingerprint(settings)
         if (folder / "stats.json").is_file():
+            _check_finished(folder, step.name, settings, chain)
             records = [from_dict(r) for r in read_jsonl(folder / "data.jsonl")]
             log.info("step %s: done before, %d records read back", step.name, len(records))
             continue
         start = time.time()
         records = list(step.run(records))
         stats = {"step": step.name, "output": len(records), "seconds": round(time.time() - start, 2), **step.stats}
+        stats.update(fingerprint=chain, settings=settings)
         write_jsonl(folder / "data.jsonl", (to_dict(r) for r in records))
         write_jsonl(folder / "dropped.jsonl", ({"reason": why, "record": to_dict(r)} for r, why in step.dropped))
         write_json(folder / "stats.json", stats)  # last: its presence marks the step finished
         log.info("step %s: %d records in %.1fs", step.name, len(records), stats["seconds"])
     return records
+
+
+def step_settings(step: Any) -> dict[str, Any]:
+    """What decides a step's output: its public attributes (run-time state aside), described for a fingerprint."""
+    return {k: describe(v) for k, v in vars(step).items() if not k.startswith("_") and k not in ("stats", "dropped")}
+
+
+def _check_finished(folder: Path, name: str, settings: dict[str, Any], chain: str) -> None:
+    import json
+
+    try:
+        done = json.loads((folder / "stats.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        done = {}
+    if done.get("fingerprint") != chain:
+        raise UserError(
+            f"step {name} in {folder.parent.parent} was made with {changed_keys(done.get('settings'), settings)}: "
+            f"rerun with --from {name} to redo it and every later stage, or pass another --out"
+        )

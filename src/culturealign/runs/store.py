@@ -84,6 +84,7 @@ class RunFolder:
         self.path = Path(path)
         self._new = not self.path.exists()  # removed again if the run fails before it wrote anything
         self._config: dict | None = None
+        self._config_pending: str | None = None  # a changed config.yaml, written when the run ends well
         self._eval_names: set[str] = set()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -112,10 +113,14 @@ class RunFolder:
     def write_config(self, config: dict) -> None:
         """Write ``config.yaml``; refuse a folder that holds another command's or recipe's run.
 
-        Each evaluation also gets its own copy of the config beside its results when the run closes (see
-        :meth:`eval_dir`), so results written by an earlier command keep saying what produced them.
+        A config that differs from the folder's is written only when the run ends well: a rerun refused because its
+        config does not match finished work leaves the folder's config saying what made that work. Each evaluation
+        also gets its own copy of the config beside its results (see :meth:`eval_dir`), so results written by an
+        earlier command keep saying what produced them.
         """
         path = self.path / "config.yaml"
+        text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+        self._config = config
         if path.is_file():
             try:
                 old = yaml.safe_load(path.read_text("utf-8")) or {}
@@ -127,8 +132,10 @@ class RunFolder:
                         f"run folder {self.path} holds a {key} {old[key]!r} run, not {config.get(key)!r}: "
                         "pass another --out (or out=...) for this one"
                     )
-        self._config = config
-        atomic_write_text(path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+            if old != config:
+                self._config_pending = text
+                return
+        atomic_write_text(path, text)
 
     def eval_dir(self, name: str) -> Path:
         """``eval/<name>``; when the run closes, the config that produced it is written there as ``config.yaml``."""
@@ -150,6 +157,8 @@ class RunFolder:
     def close(self, failed: bool = False) -> None:
         """Release the folder; a folder this run created and failed in before any work is removed (no stubs)."""
         if not failed:
+            if self._config_pending is not None:
+                atomic_write_text(self.path / "config.yaml", self._config_pending)
             self._keep_configs()
         remove = failed and self._new and not self._holds_work()
         logging.getLogger("culturealign").removeHandler(self._log_handler)
@@ -170,6 +179,41 @@ class RunFolder:
         self.close(failed=exc_type is not None)
 
 
+def describe(value: Any, depth: int = 0) -> Any:
+    """A JSON-able account of what ``value`` is, for fingerprints: engines by their content identity, dataclasses
+    (records, surveys, cultures) field by field, functions by name, other objects by their public attributes."""
+    import dataclasses
+
+    if depth > 6:
+        return type(value).__qualname__
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(k): describe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [describe(v, depth + 1) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((describe(v, depth + 1) for v in value), key=repr)
+    if isinstance(value, Path):
+        return str(value)
+    if callable(getattr(value, "identity", None)):  # an engine: what the model is, not what it is called
+        return {"engine": value.identity()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: describe(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)}
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    if hasattr(value, "tobytes") and hasattr(value, "shape"):  # an array
+        import hashlib
+
+        return {"shape": list(value.shape), "sha256": hashlib.sha256(value.tobytes()).hexdigest()}
+    if hasattr(value, "__dict__"):
+        public = {k: v for k, v in vars(value).items() if not k.startswith("_")}
+        return {"type": type(value).__qualname__, **describe(public, depth + 1)}
+    return type(value).__qualname__
+
+
 def fingerprint(settings: Any) -> str:
     """A short content hash of JSON-able settings (what a finished piece of work was made from)."""
     import hashlib
@@ -186,12 +230,27 @@ def check_fingerprint(path: Path, settings: dict[str, Any], what: str, fix: str,
     """
     want = {"fingerprint": fingerprint(settings), "settings": settings}
     if path.is_file():
-        have = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            have = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            have = {}
         if have.get("fingerprint") != want["fingerprint"]:
-            old = have.get("settings", {})
-            changed = sorted(k for k in {*old, *settings} if json.dumps(old.get(k), default=str, sort_keys=True)
-                             != json.dumps(settings.get(k), default=str, sort_keys=True))  # fmt: skip
-            raise UserError(f"{what} in {path.parent} was made with other settings ({', '.join(changed)}): {fix}")
+            raise UserError(
+                f"{what} in {path.parent} was made with {changed_keys(have.get('settings'), settings)}: {fix}"
+            )
         return
     if write:
         write_json(path, json.loads(json.dumps(want, default=str)))
+
+
+def changed_keys(old: Any, new: dict[str, Any]) -> str:
+    """'other settings (a, b)' naming the keys whose values differ, or 'unrecorded settings' for older work."""
+    if not isinstance(old, dict):
+        return "unrecorded settings (it predates fingerprints)"
+
+    def same(k: str) -> bool:
+        return json.dumps(old.get(k), default=str, sort_keys=True) == json.dumps(
+            new.get(k), default=str, sort_keys=True
+        )
+
+    return f"other settings ({', '.join(sorted(k for k in {*old, *new} if not same(k)))})"

@@ -1,4 +1,9 @@
-"""Train the adapters of one variant of a recipe: one culture-joint adapter, or one per culture."""
+"""Train the adapters of one variant of a recipe: one culture-joint adapter, or one per culture.
+
+A finished adapter is reused only if it was trained from the same student (by content), LoRA and trainer settings
+and training data: its ``fingerprint.json`` says so. Otherwise the run stops and names what changed; ``--from
+train`` trains it again.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ import logging
 from pathlib import Path
 
 from culturealign.errors import UserError
+from culturealign.llm.identity import model_identity
 from culturealign.llm.models import resolve_model
-from culturealign.records import ChatSample, SoftLabel
+from culturealign.records import ChatSample, SoftLabel, to_dict
+from culturealign.runs.store import check_fingerprint, fingerprint
 from culturealign.train.distribution import train_distribution, write_soft_labels
 from culturealign.train.lora import qlora_available, train_lora, write_training_data
 
@@ -35,11 +42,25 @@ def train_variant(
             write_soft_labels(group, run_dir / "train" / "data", adapter_name)
         else:
             write_training_data(group, run_dir / "train" / "data", adapter_name)
-        if not (folder / "adapter_config.json").is_file():
+        trainer = {"soft": cfg["train"].get("soft")} if soft else {"sft": cfg["train"]["sft"], "four_bit": four_bit}
+        settings = {
+            "student": model_identity(base),
+            "lora": cfg["train"]["lora"],
+            **trainer,
+            "data": fingerprint([to_dict(s) for s in group]),
+        }
+        stamp = folder / "fingerprint.json"
+        if (folder / "adapter_config.json").is_file():
+            fix = "rerun with --from train to train it again, or pass another --out"
+            if not stamp.is_file():
+                raise UserError(f"adapter {adapter_name} in {folder.parent} was made with unrecorded settings: {fix}")
+            check_fingerprint(stamp, settings, f"adapter {adapter_name}", fix)
+        else:
             log.info("training %s on %d examples", adapter_name, len(group))
             if soft:
                 train_distribution(base, group, folder, cfg["train"]["lora"], cfg["train"].get("soft"))
             else:
                 train_lora(base, group, folder, cfg["train"]["lora"], cfg["train"]["sft"], four_bit)
+            check_fingerprint(stamp, settings, f"adapter {adapter_name}", "")
         adapters[adapter_name] = folder
     return adapters
