@@ -251,80 +251,17 @@ def run_cmd(
     """Run a recipe; extra arguments key.sub=value override any config field. Re-running resumes."""
     import yaml
 
-    from culturealign.evaluate.compare import format_before_after
-    from culturealign.evaluate.wvs import skip_line
+    from culturealign.recipes import recipe_module
 
     try:
         recipe = (yaml.safe_load(config.read_text("utf-8")) or {}).get("recipe", config.stem)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as e:
         reason = " ".join(str(e).split())  # PyYAML's messages span lines: one line for the user
         raise UserError(f"cannot read recipe {config}: {reason}; it must be a UTF-8 YAML mapping") from e
+    module = recipe_module(str(recipe), f" in {config}")
     overrides = list(ctx.args) + ([f"out={out}"] if out else [])
-    if recipe == "culturespa":
-        from culturealign.recipes.culturespa import run_culturespa as run_recipe
-    elif recipe == "caredio":
-        from culturealign.recipes.caredio import run_caredio as run_recipe
-    elif recipe == "clca":
-        from culturealign.recipes.clca import run_clca as run_recipe
-    elif recipe == "surveyfit":
-        from culturealign.recipes.surveyfit import format_surveyfit, run_surveyfit
-
-        for table in format_surveyfit(run_surveyfit(config, overrides, from_)):
-            console.print(table)
-        return
-    elif recipe == "alignculture":
-        from culturealign.evaluate.hhh import format_table
-        from culturealign.recipes.alignculture import run_alignculture
-
-        result = run_alignculture(config, overrides, from_)
-        f = result["funnel"]
-        console.print(
-            f"dataset: {result['dataset']} items; splits {f.get('split', {}).get('sizes')}; leakage "
-            f"{f.get('split', {}).get('leakage')}; {result['train_examples']} training examples"
-            + (" (trained)" if result["trained"] else "")
-        )
-        for when in ("before", "after"):
-            if f"hhh_{when}" in result:
-                console.print(format_table(result[f"hhh_{when}"], f"HHH benchmark, {when} tuning"))
-        return
-    else:
-        raise UserError(
-            f"unknown recipe {recipe!r} in {config}: available: culturespa, caredio, clca, alignculture, surveyfit"
-        )
-    result = run_recipe(config, overrides, from_)
-    if not result["trained"]:
-        console.print(f"[yellow]kept {result['examples']} examples: too few to train on, showing the base model only")
-    if "data" in result:
-        d = result["data"]
-        j = d["judge"]
-        console.print(
-            f"scenarios {d['scenarios']}; conversations ended by {d['conversations']}; judge kept {j['kept']} of "
-            f"{j['total']}, dropped {dict(j['dropped_by_reason'] or {})}"
-        )
-    console.print(format_before_after(result["wvs"]))
-    if skip_line(result):
-        console.print(skip_line(result))
-    for when, div in result.get("divergence", {}).items():
-        per = ", ".join(f"{c} {m['js_distance']:.3f}/{m['kl']:.3f}" for c, m in div["per_culture"].items())
-        console.print(
-            f"JS distance / KL(people||model) {when}: overall {div['overall']['js_distance']:.3f}/"
-            f"{div['overall']['kl']:.3f} ({per})"
-        )
-    for when, m in result.get("individual", {}).items():
-        console.print(
-            f"individual-level accuracy {when}: {m['accuracy']:.3f} (majority baseline "
-            f"{m['majority_accuracy']:.3f}, {m['n_items']} items)"
-        )
-    for code, row in result.get("blend", {}).items():
-        after = f" → {row['after']:.3f} ({row['after'] - row['before']:+.3f})" if "after" in row else ""
-        console.print(f"BLEnD accuracy {code} ({row['region']}): {row['before']:.3f}{after}")
-    if "general" in result:
-        g = result["general"]
-        console.print(
-            f"general ability: mean KL(base||tuned) {g['mean_kl_base_tuned']:.4f} over {g['general_prompts']} prompts;"
-            f" multiple-choice agreement {g['mc_agreement']:.2f}, accuracy {g['mc_accuracy_base']:.2f} → "
-            f"{g['mc_accuracy_tuned']:.2f}"
-        )
+    for item in module.show(module.run(config, overrides, from_)):
+        console.print(item)
 
 
 @app.command("ablate")
@@ -337,51 +274,19 @@ def ablate_cmd(
 ) -> None:
     """Ablations on a finished run: each variant trained and evaluated (WVS, culture-aware)."""
     import yaml
-    from rich.table import Table
 
-    from culturealign.evaluate.wvs import METRIC_NAMES
+    from culturealign.recipes import recipe_module
 
     try:
         recipe = (yaml.safe_load((run / "config.yaml").read_text("utf-8")) or {}).get("recipe", "culturespa")
-    except OSError as e:
-        raise UserError(f"{run} is not a run folder (no config.yaml)") from e
-    if recipe == "surveyfit":
-        from culturealign.recipes.surveyfit import ablate_controls, format_controls
-
-        if what != "controls":
-            raise UserError("surveyfit runs have one ablation: --what controls")
-        console.print(format_controls(ablate_controls(run)))
-        return
-    if recipe == "caredio":
-        from culturealign.recipes.caredio import ablate_selection
-
-        if what != "selection":
-            raise UserError("caredio runs have one ablation: --what selection")
-        results = ablate_selection(run)
-        table = Table(title="CAReDiO: selected vs random set at the same budget")
-        for col in ("set", "culture", "n", "coverage", "mean distinctiveness", *METRIC_NAMES):
-            table.add_column(col)
-        for name, res in results.items():
-            for code, m in res["per_culture"].items():
-                table.add_row(
-                    name,
-                    code,
-                    str(m["n"]),
-                    f"{m['coverage']:.3f}",
-                    f"{m['mean_distinctiveness']:.3f}",
-                    *(f"{res['wvs_after'][k]:.3f}" for k in METRIC_NAMES),
-                )
-        console.print(table)
-        return
-    from culturealign.recipes.culturespa import ablate
-
-    results = ablate(run, what)
-    table = Table(title=f"CultureSPA ablation: {what} (overall, mean over cultures)")
-    for col in ("variant", "examples", *METRIC_NAMES):
-        table.add_column(col, justify="left" if col == "variant" else "right")
-    for name, row in results.items():
-        table.add_row(name, str(row["examples"]), *(f"{row[m]:.3f}" for m in METRIC_NAMES))
-    console.print(table)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as e:
+        raise UserError(f"{run} is not a run folder (no readable config.yaml)") from e
+    module = recipe_module(str(recipe), f" in {run / 'config.yaml'}")
+    if what not in module.ABLATIONS:
+        have = ", ".join(module.ABLATIONS) or "none"
+        raise UserError(f"{recipe} runs have no ablation {what!r}: their ablations are {have}")
+    for item in module.show_ablation(module.ablate(run, what), what):
+        console.print(item)
 
 
 @app.command("merge")

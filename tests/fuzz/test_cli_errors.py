@@ -116,6 +116,8 @@ CASES.update(
         "empty adapter folder": ([*WVS_EVAL, "--adapter", "{tmp}/empty_adapter"], "no readable adapter_config.json"),
         "broken adapter_config.json": ([*WVS_EVAL, "--adapter", "{tmp}/broken_adapter"], "not valid JSON"),
         "a .gguf of random bytes": ([*WVS_EVAL, "--model", "{tmp}/random.gguf"], "not a GGUF file"),
+        "unknown recipe": ([*CLI, "run", "{tmp}/unknown_recipe.yaml"], "unknown recipe 'nope'"),
+        "unknown ablation": ([*CLI, "ablate", "{tmp}/clca_run", "--what", "quantity"], "clca runs have no ablation"),
     }
 )
 KNOWN_BUGS: dict[str, str] = {}  # cases that still fail, with the reason (strict xfail: drop the entry once fixed)
@@ -139,6 +141,9 @@ def _files(tmp: Path) -> None:
     (tmp / "broken_adapter" / "adapter_config.json").write_text('{"peft_type": "LORA", ')
     (tmp / "broken_adapter" / "adapter_model.safetensors").write_bytes(b"0" * 16)
     (tmp / "random.gguf").write_bytes(bytes(range(256)) * 4)
+    (tmp / "unknown_recipe.yaml").write_text("recipe: nope\n")
+    (tmp / "clca_run").mkdir()
+    (tmp / "clca_run" / "config.yaml").write_text("recipe: clca\n")
 
 
 @pytest.fixture(scope="module")

@@ -42,12 +42,16 @@ def format_before_after(table: dict[str, Any], title: str = "WVS alignment befor
     for scope, row in table.items():
         cells = []
         for m in BEFORE_AFTER_METRICS:
-            v = row[m]
+            v = {k: _number(x) for k, x in row[m].items()}  # read back from strict JSON, undefined is null
             if math.isnan(v["after"]):
                 cells.append(f"{v['before']:.3f}" if not math.isnan(v["before"]) else "-")
             else:
                 cells.append(f"{v['before']:.3f} → {v['after']:.3f} ({v['diff']:+.3f})")
-        gap = row["one_minus_jsd"].get("gap_closed", math.nan)
+        gap = _number(row["one_minus_jsd"].get("gap_closed"))
         cells.append("-" if math.isnan(gap) else f"{gap:+.1%}")
         t.add_row(scope, *cells)
     return t
+
+
+def _number(x: Any) -> float:
+    return math.nan if x is None else float(x)

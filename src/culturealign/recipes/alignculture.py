@@ -291,3 +291,23 @@ def eval_hhh(
 
         write_cost_seconds(run.path, time.time() - start)
     return metrics
+
+
+run = run_alignculture
+ABLATIONS: tuple[str, ...] = ()
+
+
+def show(result: dict[str, Any]) -> list[Any]:
+    """The dataset's funnel line, then the HHH benchmark before (and after) tuning."""
+    from culturealign.evaluate.hhh import format_table
+
+    f = result["funnel"]
+    out: list[Any] = [
+        f"dataset: {result['dataset']} items; splits {f.get('split', {}).get('sizes')}; leakage "
+        f"{f.get('split', {}).get('leakage')}; {result['train_examples']} training examples"
+        + (" (trained)" if result["trained"] else "")
+    ]
+    for when in ("before", "after"):
+        if f"hhh_{when}" in result:
+            out.append(format_table(result[f"hhh_{when}"], f"HHH benchmark, {when} tuning"))
+    return out

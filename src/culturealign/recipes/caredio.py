@@ -23,6 +23,7 @@ from culturealign.recipes.common import (
     engines_from,
     recipe_run,
     record_cost,
+    show_comparison,
     train_and_evaluate,
     tune_and_compare,
 )
@@ -187,3 +188,36 @@ def ablate_selection(run_dir: str | Path) -> dict[str, Any]:
         write_json(run.eval_dir("ablation-selection") / "metrics.json", results)
         record_cost(run, engines)
     return results
+
+
+run = run_caredio
+show = show_comparison
+ABLATIONS = ("selection",)
+
+
+def ablate(run_dir: str | Path, what: str) -> dict[str, Any]:
+    """``selection``: the selected set vs a random one at the same budget (see :func:`ablate_selection`)."""
+    if what not in ABLATIONS:
+        raise UserError(f"caredio runs have one ablation: --what selection, not {what!r}")
+    return ablate_selection(run_dir)
+
+
+def show_ablation(results: dict[str, Any], what: str) -> list[Any]:
+    from rich.table import Table
+
+    from culturealign.evaluate.wvs import METRIC_NAMES
+
+    table = Table(title="CAReDiO: selected vs random set at the same budget")
+    for col in ("set", "culture", "n", "coverage", "mean distinctiveness", *METRIC_NAMES):
+        table.add_column(col)
+    for name, res in results.items():
+        for code, m in res["per_culture"].items():
+            table.add_row(
+                name,
+                code,
+                str(m["n"]),
+                f"{m['coverage']:.3f}",
+                f"{m['mean_distinctiveness']:.3f}",
+                *(f"{res['wvs_after'][k]:.3f}" for k in METRIC_NAMES),
+            )
+    return [table]

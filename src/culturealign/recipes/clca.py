@@ -22,7 +22,14 @@ from culturealign.data.value_axes import axis_positions
 from culturealign.evaluate.adapters import student_engine
 from culturealign.evaluate.individual import evaluate_individuals, load_respondents, save_individuals
 from culturealign.evaluate.wvs import WVSItem, divergences
-from culturealign.recipes.common import data_redo, engines_from, recipe_run, record_cost, tune_and_compare
+from culturealign.recipes.common import (
+    data_redo,
+    engines_from,
+    recipe_run,
+    record_cost,
+    show_comparison,
+    tune_and_compare,
+)
 from culturealign.runs import RunFolder, write_json
 from culturealign.runs.runner import run_steps
 from culturealign.runs.store import read_jsonl
@@ -195,3 +202,8 @@ def individual_before_after(
         out[when] = metrics["overall"]
     record_cost(run, engines)
     return out
+
+
+run = run_clca
+show = show_comparison
+ABLATIONS: tuple[str, ...] = ()

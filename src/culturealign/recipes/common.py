@@ -153,3 +153,45 @@ def record_cost(run: RunFolder, engines: Sequence[Engine]) -> None:
     """Add the calls, tokens and cache hits of ``engines`` to the run's ``cost.json``."""
     for engine in engines:
         write_cost(run.path, engine, 0.0)
+
+
+def show_comparison(result: dict[str, Any]) -> list[Any]:
+    """What ``culturealign run`` prints for a recipe that trains and compares (CultureSPA, CAReDiO, CLCA)."""
+    from culturealign.evaluate.compare import format_before_after
+    from culturealign.evaluate.wvs import skip_line
+
+    out: list[Any] = []
+    if not result["trained"]:
+        out.append(f"[yellow]kept {result['examples']} examples: too few to train on, showing the base model only")
+    if "data" in result:
+        d = result["data"]
+        j = d["judge"]
+        out.append(
+            f"scenarios {d['scenarios']}; conversations ended by {d['conversations']}; judge kept {j['kept']} of "
+            f"{j['total']}, dropped {dict(j['dropped_by_reason'] or {})}"
+        )
+    out.append(format_before_after(result["wvs"]))
+    if skip_line(result):
+        out.append(skip_line(result))
+    for when, div in result.get("divergence", {}).items():
+        per = ", ".join(f"{c} {m['js_distance']:.3f}/{m['kl']:.3f}" for c, m in div["per_culture"].items())
+        out.append(
+            f"JS distance / KL(people||model) {when}: overall {div['overall']['js_distance']:.3f}/"
+            f"{div['overall']['kl']:.3f} ({per})"
+        )
+    for when, m in result.get("individual", {}).items():
+        out.append(
+            f"individual-level accuracy {when}: {m['accuracy']:.3f} (majority baseline "
+            f"{m['majority_accuracy']:.3f}, {m['n_items']} items)"
+        )
+    for code, row in result.get("blend", {}).items():
+        after = f" → {row['after']:.3f} ({row['after'] - row['before']:+.3f})" if "after" in row else ""
+        out.append(f"BLEnD accuracy {code} ({row['region']}): {row['before']:.3f}{after}")
+    if "general" in result:
+        g = result["general"]
+        out.append(
+            f"general ability: mean KL(base||tuned) {g['mean_kl_base_tuned']:.4f} over {g['general_prompts']} prompts;"
+            f" multiple-choice agreement {g['mc_agreement']:.2f}, accuracy {g['mc_accuracy_base']:.2f} → "
+            f"{g['mc_accuracy_tuned']:.2f}"
+        )
+    return out

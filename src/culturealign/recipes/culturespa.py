@@ -20,7 +20,14 @@ from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
 from culturealign.evaluate.adapters import evaluate_adapters
 from culturealign.llm.local import LocalEngine
-from culturealign.recipes.common import data_redo, recipe_run, record_cost, train_and_evaluate, tune_and_compare
+from culturealign.recipes.common import (
+    data_redo,
+    recipe_run,
+    record_cost,
+    show_comparison,
+    train_and_evaluate,
+    tune_and_compare,
+)
 from culturealign.records import ChatSample
 from culturealign.runs import RunFolder, write_json
 from culturealign.runs.runner import run_steps
@@ -185,3 +192,21 @@ def ablate(run_dir: str | Path, what: str, fractions: Sequence[float] = (0.1, 0.
         write_json(run.eval_dir(f"ablation-{what}") / "metrics.json", results)
         record_cost(run, engines)
     return results
+
+
+run = run_culturespa
+show = show_comparison
+
+
+def show_ablation(results: dict[str, Any], what: str) -> list[Any]:
+    """The ablation's table: one row per variant, overall (mean over cultures)."""
+    from rich.table import Table
+
+    from culturealign.evaluate.wvs import METRIC_NAMES
+
+    table = Table(title=f"CultureSPA ablation: {what} (overall, mean over cultures)")
+    for col in ("variant", "examples", *METRIC_NAMES):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for name, row in results.items():
+        table.add_row(name, str(row["examples"]), *(f"{row[m]:.3f}" for m in METRIC_NAMES))
+    return [table]

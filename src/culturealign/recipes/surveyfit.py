@@ -497,3 +497,19 @@ def format_controls(results: dict[str, Any]) -> Any:
                  for m in SHOWN]  # fmt: skip
         table.add_row(name.replace("_", " "), *cells)
     return table
+
+
+run = run_surveyfit
+show = format_surveyfit
+ABLATIONS = ("controls",)
+
+
+def ablate(run_dir: str | Path, what: str) -> dict[str, Any]:
+    """``controls``: the pooled and shuffled controls (see :func:`ablate_controls`)."""
+    if what not in ABLATIONS:
+        raise UserError(f"surveyfit runs have one ablation: --what controls, not {what!r}")
+    return ablate_controls(run_dir)
+
+
+def show_ablation(results: dict[str, Any], what: str) -> list[Any]:
+    return [format_controls(results)]
