@@ -6,7 +6,6 @@ import json
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,75 +13,12 @@ from culturealign.cultures import parse_cultures
 from culturealign.data.survey import load_survey
 from culturealign.errors import UserError
 from culturealign.evaluate.wvs import WVSResult, evaluate_wvs, save_result
-from culturealign.llm import Engine, make_engine
-from culturealign.llm.cache import CallCache, add_to_ledger
+from culturealign.llm import Engine
+from culturealign.llm.cache import add_to_ledger
+from culturealign.llm.spec import EngineSpec
 from culturealign.runs import RunFolder, write_json
 
-
-def build_engine(
-    engine: str = "local",
-    model: str = "smollm2",
-    adapter: str | None = None,
-    base_url: str | None = None,
-    dtype: str = "float32",
-    batch_size: int = 16,
-    cache: CallCache | None = None,
-    chat_template_from: str | None = None,
-    revision: str | None = None,
-) -> Engine:
-    """An engine from flat settings (what the CLI and recipe YAML carry).
-
-    ``chat_template_from`` (openai only): the served model's tokenizer, needed to score completions. ``revision``
-    (openai only): a name for the weights behind the served model, part of the cache key; change it when the
-    server serves new weights under the same name.
-    """
-    if engine == "openai":
-        if not base_url:
-            raise UserError("engine 'openai' needs --base-url (e.g. http://localhost:8000/v1)")
-        if adapter:
-            raise UserError(
-                "--adapter applies to the local engine; for a server, serve the adapter there "
-                "(e.g. vllm serve --lora-modules) and pass its name as --model"
-            )
-        return make_engine(
-            "openai",
-            cache,
-            base_url=base_url,
-            model=model,
-            batch_size=batch_size,
-            chat_template_from=chat_template_from,
-            revision=revision,
-        )
-    if engine == "llamacpp":  # model: a .gguf file or 'smollm2' (the embedded GGUF), run as quantized
-        if adapter:
-            raise UserError("--adapter applies to the local engine; engine 'llamacpp' runs a GGUF file as it is")
-        return make_engine("llamacpp", cache, model=model, batch_size=batch_size)
-    return make_engine(engine, cache, model=model, adapter=adapter, dtype=dtype, batch_size=batch_size)
-
-
-@dataclass
-class EngineSettings:
-    """Where answers come from: the flat settings the CLI and recipe YAML carry."""
-
-    engine: str = "local"
-    model: str = "smollm2"
-    adapter: str | None = None
-    base_url: str | None = None
-    dtype: str = "float32"
-    batch_size: int = 16
-    revision: str | None = None
-
-    def build(self, cache: CallCache | None = None) -> Engine:
-        return build_engine(
-            self.engine,
-            self.model,
-            self.adapter,
-            self.base_url,
-            self.dtype,
-            self.batch_size,
-            cache,
-            revision=self.revision,
-        )
+EngineSettings = EngineSpec  # the name notebooks know: one spec, one factory (``EngineSpec.build``)
 
 
 @contextmanager
@@ -91,7 +27,7 @@ def eval_run(kind: str, out: str | Path | None, config: dict[str, Any], settings
     out = Path(out or f"runs/eval-{kind}-{time.strftime('%Y%m%d-%H%M%S')}")
     engine = settings.build(None)  # a bad model or adapter fails here, before a run folder exists
     with RunFolder(out) as run:
-        run.write_config({"command": f"eval {kind}", **config, **asdict(settings)})
+        run.write_config({"command": f"eval {kind}", **config, **settings.settings()})
         engine.cache = run.cache
         start = time.time()
         yield run, engine

@@ -6,10 +6,10 @@ import importlib.util
 
 import pytest
 
-from culturealign.api import build_engine
 from culturealign.errors import UserError
 from culturealign.llm.base import GenParams
 from culturealign.llm.cache import CallCache
+from culturealign.llm.spec import EngineSpec
 
 needs_llama_cpp = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None,
@@ -35,29 +35,29 @@ def test_missing_package_names_the_extra(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))
     with pytest.raises(UserError) as err:
-        build_engine("llamacpp", "smollm2")
+        EngineSpec("llamacpp", "smollm2").build()
     assert str(err.value) == (
         "Install llama-cpp-python to use engine 'llamacpp' (pip install 'culturealign[llamacpp]')"
     )
 
 
 @needs_llama_cpp
-def test_build_engine_checks_model_and_adapter(tmp_path):
+def test_the_spec_checks_model_and_adapter(tmp_path):
     with pytest.raises(UserError, match="needs a .gguf file or 'smollm2'"):
-        build_engine("llamacpp", "HuggingFaceTB/SmolLM2-135M-Instruct")
+        EngineSpec("llamacpp", "HuggingFaceTB/SmolLM2-135M-Instruct").build()
     with pytest.raises(UserError, match="model file not found"):
-        build_engine("llamacpp", str(tmp_path / "missing.gguf"))
+        EngineSpec("llamacpp", str(tmp_path / "missing.gguf")).build()
     with pytest.raises(UserError, match="--adapter applies to the local engine"):
-        build_engine("llamacpp", "smollm2", adapter=str(tmp_path))
-    with pytest.raises(UserError, match="use local, openai, llamacpp or scripted"):
-        build_engine("llama", "smollm2")
+        EngineSpec("llamacpp", "smollm2", adapter=str(tmp_path))
+    with pytest.raises(UserError, match="unknown engine 'llama': use local, openai, llamacpp"):
+        EngineSpec("llama", "smollm2")
 
 
 @pytest.fixture(scope="module")
 def llama():
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed (CULTUREALIGN_WITH_LLAMACPP=1 bash scripts/setup.sh builds it)")
-    eng = build_engine("llamacpp", "smollm2")
+    eng = EngineSpec("llamacpp", "smollm2").build()
     eng.load()
     yield eng
     eng.unload()

@@ -10,6 +10,7 @@ from culturealign.cultures import Culture
 from culturealign.data.survey import Survey
 from culturealign.evaluate.wvs import WVSResult, evaluate_wvs, summarize, survey_accounts, with_cross_culture
 from culturealign.llm.local import LocalEngine
+from culturealign.llm.spec import EngineSpec
 from culturealign.runs import RunFolder
 
 log = logging.getLogger(__name__)
@@ -26,13 +27,8 @@ def adapter_for(adapters: dict[str, Path], culture: str, mode: str) -> Path | No
 
 def student_engine(run: RunFolder, student: dict, adapter: Path | None, engines: list | None) -> LocalEngine:
     """The student model (with an adapter or none) on the run's cache; remembered in ``engines`` for cost.json."""
-    engine = LocalEngine(
-        cache=run.cache,
-        batch_size=student["batch_size"],
-        model=student["model"],
-        adapter=str(adapter) if adapter else None,
-        dtype=student["dtype"],
-    )
+    spec = EngineSpec.from_section(student, "student", adapter=str(adapter) if adapter else None)
+    engine = spec.build(run.cache)
     if engines is not None:
         engines.append(engine)
     return engine

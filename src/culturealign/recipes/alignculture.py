@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from culturealign.api import build_engine
 from culturealign.config import Rule, load_config
 from culturealign.cultures import parse_cultures
 from culturealign.data.culturax import load_culturax
@@ -22,6 +21,7 @@ from culturealign.data.unesco import load_taxonomy
 from culturealign.errors import UserError
 from culturealign.evaluate.adapters import student_engine
 from culturealign.evaluate.hhh import benchmark, save_hhh
+from culturealign.llm.spec import EngineSpec
 from culturealign.prompting import hhh_prompts
 from culturealign.recipes.common import data_redo, engines_from, recipe_run, record_cost
 from culturealign.records import ChatSample, HHHSample
@@ -271,14 +271,14 @@ def eval_hhh(
     start = time.time()
     with RunFolder(out) as run:
         run.write_config(config)
-        tested = build_engine(engine, model, adapter, base_url, cache=run.cache)
+        tested = EngineSpec(engine, model, adapter, base_url).build(run.cache)
         same = judge_model in (None, model) and judge_engine in (None, engine) and not adapter
         judge = (
             tested
             if same
-            else build_engine(
-                config["judge_engine"], config["judge_model"], None, config["judge_base_url"], cache=run.cache
-            )
+            else EngineSpec(
+                config["judge_engine"] or engine, config["judge_model"] or model, None, config["judge_base_url"]
+            ).build(run.cache)
         )
         from culturealign.evaluate.hhh import HFSafetyClassifier
 

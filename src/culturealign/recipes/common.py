@@ -24,7 +24,7 @@ from culturealign.evaluate.compare import before_after
 from culturealign.evaluate.general import general_check
 from culturealign.evaluate.wvs import WVSResult, save_result, survey_accounts
 from culturealign.llm.base import Engine
-from culturealign.llm.local import LocalEngine
+from culturealign.llm.spec import EngineSpec
 from culturealign.records import ChatSample
 from culturealign.runs import RunFolder, write_json
 from culturealign.train.variants import train_variant
@@ -52,23 +52,10 @@ def recipe_run(cfg: dict, recipe: str, stages: Sequence[str], redo_from: str | N
 def engines_from(cfg: dict, writer: str, reviewer: str, run: RunFolder) -> tuple[Engine, Engine]:
     """The recipe's writing engine (``cfg[writer]``) and its judging one (``cfg[reviewer]``; the same object when
     both sections are equal, so one model is loaded once)."""
-    from culturealign.api import build_engine
-
-    def build(e: dict) -> Engine:
-        return build_engine(
-            e["engine"],
-            e["model"],
-            None,
-            e["base_url"],
-            e["dtype"],
-            e["batch_size"],
-            run.cache,
-            e.get("chat_template_from"),
-            e.get("revision"),
-        )
-
-    engine = build(cfg[writer])
-    return engine, engine if cfg[reviewer] == cfg[writer] else build(cfg[reviewer])
+    engine = EngineSpec.from_section(cfg[writer], writer).build(run.cache)
+    if cfg[reviewer] == cfg[writer]:
+        return engine, engine
+    return engine, EngineSpec.from_section(cfg[reviewer], reviewer).build(run.cache)
 
 
 def data_redo(redo_from: str | None) -> str | None:
@@ -117,14 +104,9 @@ def tune_and_compare(
 
         comparison["blend"] = blend_adapters(run, cfg, blend, adapters, mode, engines)
     if adapters and cfg["eval"].get("general"):
-        st = cfg["student"]
-        base = LocalEngine(model=st["model"], dtype=st["dtype"], batch_size=st["batch_size"])
-        tuned = LocalEngine(
-            model=st["model"],
-            dtype=st["dtype"],
-            batch_size=st["batch_size"],
-            adapter=str(next(iter(adapters.values()))),
-        )
+        # next-token distributions, not cached calls: these engines stay off the run's cache
+        base = EngineSpec.from_section(cfg["student"], "student").build()
+        tuned = EngineSpec.from_section(cfg["student"], "student", adapter=str(next(iter(adapters.values())))).build()
         comparison["general"] = general_check(base, tuned, cfg["eval"]["general_limit"], run.eval_dir("general"))
     write_json(run.path / "eval" / "comparison.json", comparison)
     record_cost(run, engines)

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from culturealign.api import build_engine
 from culturealign.config import Rule, load_config
 from culturealign.cultures import Culture, load_similarity, parse_cultures
 from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
 from culturealign.evaluate.adapters import evaluate_adapters
 from culturealign.llm.local import LocalEngine
+from culturealign.llm.spec import EngineSpec
 from culturealign.recipes.common import (
     data_redo,
     recipe_run,
@@ -91,9 +91,7 @@ STAGES = ("generate-questions", "dedup", "answer", "select", "training-data", "t
 def data_steps(cfg: dict, survey: Survey, cultures: Sequence[Culture], run: RunFolder) -> list:
     """The recipe's record steps, built from the config (the generator engine writes and answers)."""
     g = cfg["generator"]
-    engine = build_engine(
-        g["engine"], g["model"], None, g["base_url"], g["dtype"], g["batch_size"], run.cache, revision=g["revision"]
-    )
+    engine = EngineSpec.from_section(g, "generator").build(run.cache)
     a = cfg["answers"]
     similarity = None
     if a["cross_culture"]:
