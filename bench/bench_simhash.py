@@ -26,7 +26,7 @@ import time
 import numpy as np
 from _common import cpu_model  # noqa: E402  (bench/ is on sys.path when run as a script)
 
-from culturealign.steps.simhash import _choose_blocks, _pairs_brute, dedup_parents, near_duplicates, simhash
+from culturealign.simhash import _choose_blocks, _pairs_brute, dedup_parents, near_duplicates, simhash
 
 TARGET_S = 120.0
 TARGET_GIB = 4.0

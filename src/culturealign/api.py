@@ -13,10 +13,9 @@ from culturealign.cultures import parse_cultures
 from culturealign.data.survey import load_survey
 from culturealign.errors import UserError
 from culturealign.evaluate.wvs import WVSResult, evaluate_wvs, save_result
-from culturealign.llm import Engine
-from culturealign.llm.cache import add_to_ledger
 from culturealign.llm.spec import EngineSpec
 from culturealign.runs import RunFolder, write_json
+from culturealign.runs.store import write_cost, write_cost_seconds
 
 EngineSettings = EngineSpec  # the name notebooks know: one spec, one factory (``EngineSpec.build``)
 
@@ -108,29 +107,6 @@ def eval_relations(
         relations = cultural_relations(result.items)
         write_json(run.eval_dir("relations") / "metrics.json", relations)
     return relations
-
-
-def write_cost_seconds(run_dir: Path, seconds: float) -> None:
-    """Add wall time to ``cost.json``."""
-    add_to_ledger(run_dir / "cost.json", {"wall_seconds": round(seconds, 2)})
-
-
-def write_cost(run_dir: Path, engine: Engine, seconds: float) -> None:
-    """Add wall time and what ``engine`` did since it was last billed (calls, tokens, cache hits) to ``cost.json``.
-
-    Engines on the run's cache bill their calls as each batch commits; this adds the rest (and, for a server, how
-    many option scores came from log-probabilities or from sampling).
-    """
-    numbers: dict[str, Any] = {"wall_seconds": round(seconds, 2), **engine.unbilled()}
-    add_to_ledger(run_dir / "cost.json", numbers)
-    methods = getattr(engine, "option_methods", None)  # a server's option scores: from log-probs or by sampling
-    if methods:
-        path = run_dir / "cost.json"
-        cost: dict[str, Any] = json.loads(path.read_text())
-        merged = cost.setdefault("option_methods", {})
-        for method, n in methods.items():
-            merged[method] = merged.get(method, 0) + n
-        write_json(path, cost)
 
 
 def cultural_map(

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from culturealign.errors import UserError
+from culturealign.textfile import csv_dicts, decode_text
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,6 @@ _registry: dict[str, Culture] = dict(_BUILTIN)
 
 def register_countries_csv(path: str | Path) -> list[str]:
     """Add or override cultures from a survey's ``countries.csv`` (code,name,culture,region); returns codes."""
-    from culturealign.data.textfile import csv_dicts, decode_text  # here: culturealign.data imports this module
-
     path = Path(path)
     try:
         raw = path.read_bytes()

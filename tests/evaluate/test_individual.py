@@ -63,3 +63,19 @@ def test_missing_country_column_is_a_user_error(tmp_path):
     bad.write_text("country,Q57\nDEU,1\n")
     with pytest.raises(UserError, match="B_COUNTRY_ALPHA"):
         load_respondents(bad, QUESTIONS)
+
+
+def test_a_semicolon_file_reads_as_build_survey_and_the_map_read_it(tmp_path):
+    """One respondent reader for all three: a semicolon-separated export gives the same respondents."""
+    text = FIXTURE.read_text(encoding="utf-8-sig")
+    semi = tmp_path / "semi.csv"
+    semi.write_text(text.replace(",", ";"))
+    as_comma = [(r.country, r.answers) for r in load_respondents(FIXTURE, QUESTIONS)]
+    assert [(r.country, r.answers) for r in load_respondents(semi, QUESTIONS)] == as_comma
+
+
+def test_a_country_that_is_not_alpha3_is_refused_at_its_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("B_COUNTRY_ALPHA,Q1\nDEU,1\n../../ESCAPED,2\n")
+    with pytest.raises(UserError, match=r"line 3 of .*bad\.csv: country '\.\./\.\./ESCAPED' is not an ISO 3166"):
+        load_respondents(bad, QUESTIONS)

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from culturealign.errors import UserError
-from culturealign.steps.simhash import (
-    SimHashDedup,
+from culturealign.simhash import (
     _block_counts,
     _pairs_brute,
     dedup_parents,
@@ -23,6 +22,7 @@ from culturealign.steps.simhash import (
     simhash,
     split_indices,
 )
+from culturealign.steps.simhash import SimHashDedup
 
 
 def _h(shingle: str) -> int:
@@ -92,7 +92,7 @@ def test_texts_without_words_get_zero_and_order_is_kept():
 
 
 def test_fingerprints_do_not_depend_on_batching(monkeypatch):
-    import culturealign.steps.simhash as mod
+    import culturealign.simhash as mod
 
     texts = [f"text number {i} " + "word " * (i % 7) if i % 11 else "" for i in range(300)]
     whole = simhash(texts)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culturealign.data.textfile import read_text
 from culturealign.errors import UserError
+from culturealign.textfile import read_text
 
 
 @dataclass

@@ -26,10 +26,10 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
-from culturealign.data.textfile import csv_dicts, read_text
 from culturealign.data.unesco import by_culturax_class
 from culturealign.errors import UserError
 from culturealign.records import HHHItem
+from culturealign.textfile import csv_dicts, read_text
 
 REQUIRED = ("Question", "class", "domain", "helpful_response", "harmless_response", "honest_response")
 

@@ -17,9 +17,10 @@ from collections import Counter
 from pathlib import Path
 
 from culturealign.cultures import get_culture
-from culturealign.data.textfile import csv_errors, read_text
+from culturealign.data.base import Survey, normalize_shares
 from culturealign.errors import UserError
 from culturealign.records import SurveyQuestion
+from culturealign.textfile import csv_errors, read_text
 
 _DEFAULTDICT = re.compile(r"^\s*defaultdict\(<class '\w+'>,\s*(\{.*\})\)\s*$", re.S)
 
@@ -39,9 +40,7 @@ def _shares(value: object, n: int) -> list[float] | None:
 
 
 def load_globalopinionqa(path: str | Path):
-    """Load a GlobalOpinionQA CSV into a :class:`~culturealign.data.survey.Survey`."""
-    from culturealign.data.survey import Survey, _normalize
-
+    """Load a GlobalOpinionQA CSV into a :class:`~culturealign.data.base.Survey`."""
     path = Path(path)
     skipped: Counter = Counter()
     questions: dict[str, SurveyQuestion] = {}
@@ -87,7 +86,7 @@ def load_globalopinionqa(path: str | Path):
                 if values is None:
                     skipped[f"line {n}: shares do not match the options"] += 1
                     continue
-                dist = _normalize({str(i + 1): s for i, s in enumerate(values)}, q, skipped)
+                dist = normalize_shares({str(i + 1): s for i, s in enumerate(values)}, q, skipped)
                 if dist is not None:
                     distributions.setdefault(code, {})[qid] = dist
     if not questions:

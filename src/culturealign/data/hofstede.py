@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from culturealign.cultures import all_cultures
-from culturealign.data.textfile import csv_errors
 from culturealign.errors import UserError
+from culturealign.textfile import csv_errors
 
 DIMENSIONS = ("pdi", "idv", "mas", "uai", "ltowvs", "ivr")
 FILE_NAME = "6-dimensions-2015-08-16.csv"

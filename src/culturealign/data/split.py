@@ -20,22 +20,18 @@ eval questions are never used for that and never reach training (asserted by the
 from __future__ import annotations
 
 import random
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from culturealign.errors import UserError
 from culturealign.records import SurveyQuestion
-
-
-def _words(text: str) -> list[str]:
-    return re.sub(r"[^\w\s]", " ", text.lower()).split()
+from culturealign.text import words
 
 
 def shared_words(a: str, b: str) -> int:
     """Words of a common prefix plus a common suffix (not overlapping) of two texts."""
-    x, y = _words(a), _words(b)
+    x, y = words(a), words(b)
     n = min(len(x), len(y))
     pre = 0
     while pre < n and x[pre] == y[pre]:
@@ -51,7 +47,7 @@ def linked(a: SurveyQuestion, b: SurveyQuestion, min_shared_words: int = 4, min_
     if a.options != b.options:
         return False
     shared = shared_words(a.text, b.text)
-    shortest = min(len(_words(a.text)), len(_words(b.text))) or 1
+    shortest = min(len(words(a.text)), len(words(b.text))) or 1
     return shared >= min_shared_words and shared / shortest >= min_shared_share
 
 

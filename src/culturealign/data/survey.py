@@ -13,76 +13,18 @@ import json
 import logging
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 from culturealign.cultures import ALPHA3, load_similarity, register_countries_csv
-from culturealign.data.textfile import csv_dicts, read_text
+from culturealign.data.base import Distribution, Survey, answer_code, normalize_shares
+from culturealign.data.goqa import load_globalopinionqa
 from culturealign.errors import UserError
 from culturealign.records import SurveyQuestion
+from culturealign.textfile import csv_dicts, read_text
 
-Distribution = dict[str, float]
 log = logging.getLogger(__name__)
 SUM_TOLERANCE = 0.05  # |sum of a country's raw shares for a question - 1| above this is reported (not refused)
-
-
-@dataclass
-class Survey:
-    """Questions by id and, per country (alpha-3), the renormalized answer shares per question."""
-
-    questions: dict[str, SurveyQuestion]
-    distributions: dict[str, dict[str, Distribution]]
-    skipped: Counter = field(default_factory=Counter)
-    similarity_path: Path | None = None
-    source: str = ""
-    notes: list[str] = field(default_factory=list)  # what the loader noticed but kept (shares far from summing to 1)
-
-    @property
-    def countries(self) -> list[str]:
-        return sorted(self.distributions)
-
-    def answered(self, country: str) -> list[SurveyQuestion]:
-        """Questions with answer shares for ``country``, in survey order."""
-        dists = self.distributions.get(country, {})
-        return [q for qid, q in self.questions.items() if qid in dists]
-
-    def topics(self) -> list[str]:
-        return sorted({q.topic for q in self.questions.values()})
-
-    def subset(self, question_ids: Iterable[str]) -> Survey:
-        """The same survey restricted to ``question_ids`` (survey order kept), e.g. one side of a split."""
-        keep = set(question_ids)
-        return Survey(
-            {qid: q for qid, q in self.questions.items() if qid in keep},
-            {c: {qid: d for qid, d in ds.items() if qid in keep} for c, ds in self.distributions.items()},
-            Counter(self.skipped),
-            self.similarity_path,
-            self.source,
-            list(self.notes),
-        )
-
-
-def _normalize(counts: dict[str, float], question: SurveyQuestion, skipped: Counter) -> Distribution | None:
-    unknown = sum(c not in question.options and not c.startswith("-") for c in counts)  # negative: WVS missing
-    if unknown:
-        skipped["answer code not among the question's options"] += unknown
-    valid = {c: v for c, v in counts.items() if c in question.options and v > 0}
-    total = sum(valid.values())
-    if total <= 0 or not math.isfinite(total):
-        skipped["question without valid answers for a country"] += 1
-        return None
-    return {c: valid.get(c, 0.0) / total for c in question.options}
-
-
-def answer_code(value: str) -> str:
-    """Answer codes as strings without float noise: '3.0' -> '3'."""
-    value = value.strip()
-    try:
-        f = float(value)
-    except ValueError:
-        return value
-    return str(int(f)) if math.isfinite(f) and f == int(f) else value
 
 
 def load_questions(path: str | Path) -> dict[str, SurveyQuestion]:
@@ -215,7 +157,7 @@ def _finish(raw, questions: dict[str, SurveyQuestion], skipped: Counter) -> dict
     out: dict[str, dict[str, Distribution]] = {}
     for country, per_q in raw.items():
         for qid, counts in per_q.items():
-            dist = _normalize(counts, questions[qid], skipped)
+            dist = normalize_shares(counts, questions[qid], skipped)
             if dist is not None:
                 out.setdefault(country, {})[qid] = dist
     return out
@@ -236,30 +178,13 @@ def load_wvs_respondents(
     """
     csv_path = Path(csv_path)
     questions = load_questions(questions_path)
-    if not csv_path.is_file():
-        raise UserError(f"respondent file not found: {csv_path}; download WVS Wave 7 (CSV) from worldvaluessurvey.org")
     skipped: Counter = Counter()
     raw: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
-    text = read_text(csv_path, "the WVS respondent file")
-    end = text.find("\n")
-    delimiter = max(",;\t", key=text[: end if end >= 0 else None].count)  # the official file is wide: its header
-    header, rows = csv_dicts(csv_path, text, delimiter=delimiter)
-    columns = set(header)
-    if country_column not in columns:
-        raise UserError(f"{csv_path} has no {country_column!r} column: pass country_column= the ISO alpha-3 column")
+    columns, rows = respondent_rows(csv_path, country_column, skipped)
     asked = [qid for qid in questions if qid in columns]
     if not asked:
         raise UserError(f"{csv_path} has no column named like the question ids of {questions_path} (e.g. Q57)")
-    for n, row in rows:
-        country = row[country_column].strip().upper()
-        if not country:
-            skipped["respondent without a country"] += 1
-            continue
-        if not ALPHA3.fullmatch(country):
-            raise UserError(
-                f"line {n} of {csv_path}: country {row[country_column]!r} is not an ISO 3166 alpha-3 code (three "
-                "letters A-Z, e.g. DEU); pass country_column= the alpha-3 column (B_COUNTRY_ALPHA) or fix that line"
-            )
+    for country, row in rows:
         weight = _weight(row.get(weight_column), skipped) if weight_column in columns else 1.0
         for qid in asked:
             value = row[qid].strip()
@@ -274,6 +199,43 @@ def load_wvs_respondents(
             "respondent a row, with answer codes in the question columns"
         )
     return Survey(questions, distributions, skipped, None, str(csv_path))
+
+
+def respondent_rows(
+    csv_path: str | Path, country_column: str, skipped: Counter
+) -> tuple[set[str], Iterator[tuple[str, dict[str, str]]]]:
+    """The one reader of WVS respondent files (``build-survey``, the map, CLCA's individual level): its columns and
+    ``(country, row)`` per respondent.
+
+    Comma, semicolon or tab separated (told from the header: the official file is wide), UTF-8; the country column
+    must hold ISO 3166 alpha-3 codes (a code becomes a file name); respondents without a country are skipped and
+    counted in ``skipped``.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise UserError(f"respondent file not found: {csv_path}; download WVS Wave 7 (CSV) from worldvaluessurvey.org")
+    text = read_text(csv_path, "the WVS respondent file")
+    end = text.find("\n")
+    delimiter = max(",;\t", key=text[: end if end >= 0 else None].count)
+    header, rows = csv_dicts(csv_path, text, delimiter=delimiter)
+    if country_column not in header:
+        raise UserError(f"{csv_path} has no {country_column!r} column: pass country_column= the ISO alpha-3 column")
+
+    def each() -> Iterator[tuple[str, dict[str, str]]]:
+        for n, row in rows:
+            country = row[country_column].strip().upper()
+            if not country:
+                skipped["respondent without a country"] += 1
+                continue
+            if not ALPHA3.fullmatch(country):
+                raise UserError(
+                    f"line {n} of {csv_path}: country {row[country_column]!r} is not an ISO 3166 alpha-3 code "
+                    "(three letters A-Z, e.g. DEU); pass country_column= the alpha-3 column (B_COUNTRY_ALPHA) or fix "
+                    "that line"
+                )
+            yield country, row
+
+    return set(header), each()
 
 
 def _weight(text: str | None, skipped: Counter) -> float:
@@ -327,8 +289,6 @@ def load_survey(path: str | Path, questions: str | Path | None = None) -> Survey
     with path.open(encoding="utf-8-sig", errors="replace") as f:  # only a sniff: the loader reports bad bytes
         header = f.readline()
     if "selections" in header and "options" in header:
-        from culturealign.data.goqa import load_globalopinionqa
-
         return load_globalopinionqa(path)
     if questions is None:
         raise UserError(f"{path} looks like a respondent file: also pass --questions questions.jsonl")

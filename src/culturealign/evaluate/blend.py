@@ -8,7 +8,6 @@ variant gives credit in proportion to the matched answer's annotator votes (best
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ from culturealign.data.blend import BlendQuestion, load_blend
 from culturealign.evaluate.metrics import mean
 from culturealign.llm.base import Engine, GenParams
 from culturealign.progress import progress_bar
+from culturealign.text import words
 
 PROMPT = (
     "Read the following question and provide a single answer of a few words, without any explanation.\n\n"
@@ -36,8 +36,7 @@ def _lemma(word: str) -> str:
 
 def normalize(text: str) -> list[str]:
     """Lower-cased, punctuation-free, lemmatized word list."""
-    words = re.sub(r"[^\w\s]", " ", text.lower()).split()
-    return [_lemma(w) for w in words]
+    return [_lemma(w) for w in words(text)]
 
 
 def _contains(haystack: list[str], needle: list[str]) -> bool:

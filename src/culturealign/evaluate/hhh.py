@@ -248,7 +248,7 @@ def benchmark(
         "efficiency": efficiency,
     }
     if train_texts is not None:  # the SimHash functions live with the dedup step; imported only when asked
-        from culturealign.steps.simhash import leakage_rate, simhash
+        from culturealign.simhash import leakage_rate, simhash
 
         metrics["leakage"] = {
             "threshold": threshold,

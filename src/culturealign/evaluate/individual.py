@@ -8,16 +8,15 @@ country and overall, beside the majority-answer baseline of the same items).
 
 from __future__ import annotations
 
-import csv
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from culturealign.cultures import get_culture
-from culturealign.data.textfile import csv_errors
+from culturealign.data.survey import respondent_rows
 from culturealign.errors import UserError
 from culturealign.evaluate import metrics as M
 from culturealign.llm.base import Engine
@@ -53,29 +52,18 @@ def load_respondents(
 ) -> list[Respondent]:
     """Respondents with their valid answers (codes in the question's options, or any age); negative codes
     (WVS missing) and unknown codes are left out."""
-    path = Path(csv_path)
-    try:
-        f = path.open(encoding="utf-8-sig", newline="")
-    except OSError as e:
-        raise UserError(f"cannot read respondents from {path}: {e.strerror}; pass the official WVS Wave 7 CSV") from e
-    with f:
-        reader = csv.DictReader(f, restval="")  # short rows: missing answers; long rows: extras under None, ignored
-        with csv_errors(path, reader):
-            if country_column not in (reader.fieldnames or []):
-                raise UserError(
-                    f"{path} has no {country_column!r} column: is it the official WVS Wave 7 respondent CSV?"
-                )
-            out = []
-            for n, row in enumerate(reader, 1):
-                answers = {}
-                for qid, value in row.items():
-                    q = questions.get(qid)
-                    value = value.strip() if isinstance(value, str) else ""  # a long row's extras: a list, key None
-                    if q is None or not value or value.startswith("-"):
-                        continue
-                    if qid == AGE or value in q.options:
-                        answers[qid] = value
-                out.append(Respondent(f"r{n}", row[country_column].strip().upper(), answers))
+    _, rows = respondent_rows(csv_path, country_column, Counter())
+    out = []
+    for n, (country, row) in enumerate(rows, 1):
+        answers = {}
+        for qid, value in row.items():
+            q = questions.get(qid)
+            value = value.strip()
+            if q is None or not value or value.startswith("-"):
+                continue
+            if qid == AGE or value in q.options:
+                answers[qid] = value
+        out.append(Respondent(f"r{n}", country, answers))
     return out
 
 

@@ -14,9 +14,8 @@ published map. Where this differs from the published map: see ``MAP_NOTES``.
 
 from __future__ import annotations
 
-import csv
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from culturealign.cultures import Culture
-from culturealign.data.survey import Survey, answer_code
+from culturealign.data.survey import Survey, answer_code, respondent_rows
 from culturealign.errors import UserError
 from culturealign.llm.base import Engine
 from culturealign.progress import progress_bar
@@ -170,30 +169,21 @@ def respondent_indicators(
     Closer to the published procedure than aggregates: an index counts only respondents who answered all of its
     items (negative WVS missing codes, blanks and codes outside the item's values drop the respondent).
     """
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise UserError(f"respondent file not found: {csv_path}; download WVS Wave 7 (CSV) from worldvaluessurvey.org")
     sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
-    with csv_path.open(encoding="utf-8-sig", newline="") as f:
-        header = f.readline()
-        f.seek(0)
-        reader = csv.DictReader(f, delimiter=max(",;\t", key=header.count))
-        columns = set(reader.fieldnames or [])
-        if country_column not in columns:
-            raise UserError(f"{csv_path} has no {country_column!r} column: pass the ISO alpha-3 country column")
-        asked = [ind for ind in indicators if all(i in columns for i in ind.items)]
-        for row in reader:
-            try:
-                weight = float(row[weight_column]) if weight_column in columns else 1.0
-            except ValueError:
-                weight = 1.0
-            answers = {k: {answer_code(row[k]): 1.0} for ind in asked for k in ind.items if (row[k] or "").strip()}
-            for ind in asked:
-                value = ind.score(answers)
-                if value is not None:
-                    acc = sums[row[country_column].strip().upper()][ind.name]
-                    acc[0] += weight * value
-                    acc[1] += weight
+    columns, rows = respondent_rows(csv_path, country_column, Counter())
+    asked = [ind for ind in indicators if all(i in columns for i in ind.items)]
+    for country, row in rows:
+        try:
+            weight = float(row[weight_column]) if weight_column in columns else 1.0
+        except ValueError:
+            weight = 1.0
+        answers = {k: {answer_code(row[k]): 1.0} for ind in asked for k in ind.items if (row[k] or "").strip()}
+        for ind in asked:
+            value = ind.score(answers)
+            if value is not None:
+                acc = sums[country][ind.name]
+                acc[0] += weight * value
+                acc[1] += weight
     return {c: {k: s / w for k, (s, w) in per.items() if w > 0} for c, per in sums.items()}
 
 

@@ -287,7 +287,7 @@ def eval_hhh(
         metrics["data_skipped"] = dict(skipped)
         save_hhh(results, metrics, run.eval_dir("hhh"))
         record_cost(run, [tested] if judge is tested else [tested, judge])
-        from culturealign.api import write_cost_seconds
+        from culturealign.runs.store import write_cost_seconds
 
         write_cost_seconds(run.path, time.time() - start)
     return metrics

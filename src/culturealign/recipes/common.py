@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from culturealign.api import write_cost, write_cost_seconds
 from culturealign.cultures import Culture
 from culturealign.data.survey import Survey
 from culturealign.errors import UserError
@@ -27,6 +26,7 @@ from culturealign.llm.base import Engine
 from culturealign.llm.spec import EngineSpec
 from culturealign.records import ChatSample
 from culturealign.runs import RunFolder, write_json
+from culturealign.runs.store import write_cost, write_cost_seconds
 from culturealign.train.variants import train_variant
 
 log = logging.getLogger(__name__)

@@ -220,7 +220,8 @@ def second_survey(cfg: dict[str, Any], split: QuestionSplit, survey: Survey) -> 
         return None, {}
     import numpy as np
 
-    from culturealign.steps.dedup import embed, normalize
+    from culturealign.steps.dedup import embed
+    from culturealign.text import normalize
 
     other = load_survey(path)
     train_ids = set(split.train) | set(split.validation)

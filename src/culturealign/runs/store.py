@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from culturealign.errors import UserError
-from culturealign.llm.cache import CallCache
+from culturealign.llm.cache import CallCache, add_to_ledger
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -254,3 +254,26 @@ def changed_keys(old: Any, new: dict[str, Any]) -> str:
         )
 
     return f"other settings ({', '.join(sorted(k for k in {*old, *new} if not same(k)))})"
+
+
+def write_cost_seconds(run_dir: Path, seconds: float) -> None:
+    """Add wall time to ``cost.json``."""
+    add_to_ledger(run_dir / "cost.json", {"wall_seconds": round(seconds, 2)})
+
+
+def write_cost(run_dir: Path, engine: Any, seconds: float) -> None:
+    """Add wall time and what ``engine`` did since it was last billed (calls, tokens, cache hits) to ``cost.json``.
+
+    Engines on the run's cache bill their calls as each batch commits; this adds the rest (and, for a server, how
+    many option scores came from log-probabilities or from sampling).
+    """
+    numbers: dict[str, Any] = {"wall_seconds": round(seconds, 2), **engine.unbilled()}
+    add_to_ledger(run_dir / "cost.json", numbers)
+    methods = getattr(engine, "option_methods", None)  # a server's option scores: from log-probs or by sampling
+    if methods:
+        path = run_dir / "cost.json"
+        cost: dict[str, Any] = json.loads(path.read_text())
+        merged = cost.setdefault("option_methods", {})
+        for method, n in methods.items():
+            merged[method] = merged.get(method, 0) + n
+        write_json(path, cost)

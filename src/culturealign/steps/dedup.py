@@ -8,7 +8,6 @@ an already kept record or any reference text (the evaluation questions, so they 
 from __future__ import annotations
 
 import importlib.util
-import re
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from pathlib import Path
@@ -16,10 +15,7 @@ from typing import Any
 
 from culturealign.errors import UserError
 from culturealign.steps.base import Step
-
-
-def normalize(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+from culturealign.text import normalize
 
 
 @cache

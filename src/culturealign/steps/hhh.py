@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -27,23 +26,20 @@ from typing import Any
 import numpy as np
 
 from culturealign.cultures import Culture
-from culturealign.data.textfile import csv_errors, decode_text
 from culturealign.data.unesco import Subdomain
 from culturealign.errors import UserError
 from culturealign.llm.base import Engine, GenParams
 from culturealign.progress import progress_bar
 from culturealign.prompting import hhh_prompts
 from culturealign.records import HHHQuery, HHHSample, Messages
+from culturealign.simhash import DEFAULT_THRESHOLD, leakage_rate, simhash, split_indices
 from culturealign.steps.base import Step
 from culturealign.steps.caredio import parse_query
-from culturealign.steps.simhash import DEFAULT_THRESHOLD, leakage_rate, simhash, split_indices
+from culturealign.text import slug
+from culturealign.textfile import csv_errors, decode_text
 
 AXES = ("helpful", "harmless", "honest")
 QUESTION_COLUMNS = ("question", "query", "prompt", "instruction", "text", "input")
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def read_questions(path: str | Path, column: str | None = None) -> tuple[list[str], Counter]:

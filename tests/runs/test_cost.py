@@ -3,8 +3,8 @@
 import json
 from collections import Counter
 
-from culturealign.api import write_cost
 from culturealign.llm.scripted import ScriptedEngine
+from culturealign.runs.store import write_cost
 
 
 def test_cost_sums_calls_and_the_option_scoring_paths_of_a_server(tmp_path):
