@@ -94,3 +94,24 @@ def test_no_import_loop():
         if node not in state:
             visit(node, [node])
     assert loops == []
+
+
+def test_every_step_has_its_own_name():
+    """A step's name is its folder in a run and its ``--from`` stage: two steps of one name would be confused."""
+    import importlib
+
+    from culturealign.steps.base import Filter, Step
+
+    names: dict[str, str] = {}
+    for f in sorted((SRC / "steps").glob("*.py")):
+        module = importlib.import_module(f"culturealign.steps.{f.stem}")
+        for obj in vars(module).values():
+            if (
+                isinstance(obj, type)
+                and issubclass(obj, Step)
+                and obj not in (Step, Filter)
+                and obj.__module__ == module.__name__
+            ):
+                assert obj.name not in names, f"{obj.__qualname__} and {names[obj.name]} are both {obj.name!r}"
+                names[obj.name] = obj.__qualname__
+    assert len(names) > 20

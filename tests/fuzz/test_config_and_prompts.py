@@ -426,7 +426,7 @@ def test_clca_prompts_hold_user_text_once_formatted(guarded, text):
 @given(text=nasty)
 def test_alignculture_prompts_hold_user_text_once_formatted(guarded, text):
     from culturealign.evaluate.hhh import judge_prompts
-    from culturealign.steps.hhh import Expand, GenerateQueries, RejectionSample, classify_prompts
+    from culturealign.steps.hhh import Expand, GenerateHHHQueries, RejectionSample, classify_prompts
 
     culture = _culture(text, "ZZZ")
     subs = load_taxonomy()[:2]
@@ -435,7 +435,7 @@ def test_alignculture_prompts_hold_user_text_once_formatted(guarded, text):
     assert all(text in chat[1]["content"] for chat in classify_prompts(text, subs))
     engine = ScriptedEngine(fn=lambda m: f"What does {text} eat at festivals?")
     critic = ScriptedEngine(fn=lambda m: text, option_fn=lambda m, o: {"Yes": 0.1, "No": 0.9})
-    list(GenerateQueries(engine, subs[:1], [culture], max_retries=0).run([]))
+    list(GenerateHHHQueries(engine, subs[:1], [culture], max_retries=0).run([]))
     list(Expand(engine, subs[:1], target=2, max_attempts=1).run([HHHQuery("a", text, labels=[subs[0].id])]))
     list(RejectionSample(engine, critic, k=1, rounds=1).run([HHHQuery("a", text)]))
     assert any(culture.name in c for c in _prompts(engine))

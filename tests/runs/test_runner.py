@@ -165,3 +165,14 @@ def test_a_step_finished_before_fingerprints_is_not_trusted(tmp_path):
     stats_path.write_text(json.dumps({k: v for k, v in stats.items() if k not in ("fingerprint", "settings")}))
     with pytest.raises(UserError, match="unrecorded settings .*--from make"):
         run_steps([MakeQuestions(), DropOdd()], tmp_path)
+
+
+def test_later_stages_find_a_step_by_name_whatever_its_number(tmp_path):
+    from culturealign.runs.runner import finished_step, step_records
+
+    run_steps([MakeQuestions(), DropOdd()], tmp_path)
+    assert finished_step(tmp_path, "drop-odd") == step_dir(tmp_path, 2, "drop-odd")
+    assert [q.id for q in step_records(tmp_path, "drop-odd")] == ["q0", "q2"]
+    (step_dir(tmp_path, 2, "drop-odd") / "stats.json").unlink()  # unfinished: not a source for later stages
+    with pytest.raises(UserError, match="has no finished step 'drop-odd': it is not a finished culturespa run"):
+        finished_step(tmp_path, "drop-odd", "culturespa run")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from culturealign.errors import UserError
 from culturealign.llm.scripted import ScriptedEngine
 from culturealign.records import Conversation, Persona, Scenario, Turn
 from culturealign.steps.intents import AnnotateIntents, parse_intent
@@ -66,8 +67,8 @@ def test_judge_critique_prompt_carries_first_ratings():
 
 
 def test_judge_checks_its_settings():
-    with pytest.raises(ValueError, match="bad_max"):
-        JudgeConversations(ScriptedEngine(outputs=["x"]), bad_max=5)
+    with pytest.raises(UserError, match=r"^filter\.bad_max must be in 1\.\.4 and filter\.confidence"):
+        JudgeConversations(ScriptedEngine(outputs=["x"]), bad_max=5)  # named as the recipe's YAML key
 
 
 @pytest.mark.parametrize(

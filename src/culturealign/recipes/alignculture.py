@@ -26,8 +26,8 @@ from culturealign.prompting import hhh_prompts
 from culturealign.recipes.common import data_redo, engines_from, recipe_run, record_cost
 from culturealign.records import ChatSample, HHHSample
 from culturealign.runs import RunFolder, write_json
-from culturealign.runs.runner import run_steps
-from culturealign.steps.hhh import AssignSplits, Expand, GenerateQueries, LoadQueries, Reclassify, RejectionSample
+from culturealign.runs.runner import run_steps, step_dir
+from culturealign.steps.hhh import AssignSplits, Expand, GenerateHHHQueries, LoadQueries, Reclassify, RejectionSample
 from culturealign.steps.simhash import SimHashDedup
 from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS
 from culturealign.train.variants import train_variant
@@ -90,12 +90,12 @@ RULES = {
 }
 STAGES = (
     "load-queries",
-    "generate-queries",
+    "generate-hhh-queries",
     "reclassify",
     "expand",
     "simhash-dedup",
     "split",
-    "respond",
+    "rejection-sample",
     "train",
     "eval",
 )
@@ -126,7 +126,7 @@ def data_steps(cfg: dict, run: RunFolder) -> list:
     source = (
         LoadQueries(q["file"], q["column"])
         if q["file"]
-        else GenerateQueries(
+        else GenerateHHHQueries(
             engine,
             chosen,
             parse_cultures(cfg["cultures"]),
@@ -214,7 +214,7 @@ def run_alignculture(config: str | Path | None = None, overrides: Sequence[str] 
 def _stats(run_dir: Path, index: int, name: str) -> dict:
     import json
 
-    path = run_dir / "steps" / f"{index:02d}-{name}" / "stats.json"
+    path = step_dir(run_dir, index, name) / "stats.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
 

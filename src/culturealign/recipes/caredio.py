@@ -29,7 +29,7 @@ from culturealign.recipes.common import (
 )
 from culturealign.records import ChatSample
 from culturealign.runs import RunFolder
-from culturealign.runs.runner import run_steps
+from culturealign.runs.runner import run_steps, step_records
 from culturealign.steps.caredio import GenerateQueries, OptimizeQueries, RespondDistinctive
 from culturealign.steps.selection import SelectRepresentativeDistinctive
 from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS
@@ -147,20 +147,15 @@ def run_caredio(config: str | Path | None = None, overrides: Sequence[str] = (),
 def ablate_selection(run_dir: str | Path) -> dict[str, Any]:
     """At the same budget N: the selected set vs a random set of the same candidates (coverage, distinctiveness,
     WVS after training). Results in ``eval/ablation-selection/metrics.json``."""
-    from culturealign.records import from_dict
     from culturealign.runs import write_json
-    from culturealign.runs.store import read_jsonl
     from culturealign.steps.dedup import embed
     from culturealign.steps.objectives import coverage
 
     run_dir = Path(run_dir)
-    done = run_dir / "steps" / "04-select-representative" / "stats.json"
-    if not done.is_file():
-        raise UserError(f"{run_dir} is not a finished caredio run: run `culturealign run recipes/caredio.yaml` first")
+    selected = step_records(run_dir, "select-representative", "caredio run")
     cfg = load_config(run_dir / "config.yaml", DEFAULTS, rules=RULES)
     survey, cultures = load_survey(cfg["survey"]), parse_cultures(cfg["cultures"])
-    candidates = [from_dict(r) for r in read_jsonl(run_dir / "steps" / "03-respond" / "data.jsonl")]
-    selected = [from_dict(r) for r in read_jsonl(run_dir / "steps" / "04-select-representative" / "data.jsonl")]
+    candidates = step_records(run_dir, "respond", "caredio run")
     rng = random.Random(0)
     random_set: list[ChatSample] = []
     for c in cultures:  # same budget per culture as the selection

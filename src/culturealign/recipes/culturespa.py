@@ -30,7 +30,7 @@ from culturealign.recipes.common import (
 )
 from culturealign.records import ChatSample
 from culturealign.runs import RunFolder, write_json
-from culturealign.runs.runner import run_steps
+from culturealign.runs.runner import run_steps, step_records
 from culturealign.steps.answers import AnswerUnawareAware
 from culturealign.steps.dedup import Deduplicate
 from culturealign.steps.questions import GenerateQuestions
@@ -150,27 +150,20 @@ def ablate(run_dir: str | Path, what: str, fractions: Sequence[float] = (0.1, 0.
     - ``quantity``: culture-joint on ``fractions`` of the kept pairs (seeded subsamples);
     - ``quality``: the kept (culture-related) pairs vs as many pairs drawn at random from all answered pairs.
     """
-    from culturealign.records import from_dict
-    from culturealign.runs.store import read_jsonl
 
     if what not in ABLATIONS:
         raise UserError(f"unknown ablation {what!r}: use one of {', '.join(ABLATIONS)}")
     run_dir = Path(run_dir)
-    if (
-        not (run_dir / "config.yaml").is_file()
-        or not (run_dir / "steps" / "05-training-data" / "stats.json").is_file()
-    ):
-        raise UserError(f"{run_dir} is not a finished culturespa run: run `culturealign run` first")
+    kept = step_records(run_dir, "training-data", "culturespa run")
     cfg = load_config(run_dir / "config.yaml", DEFAULTS, rules=RULES)
     survey = load_survey(cfg["survey"])
     cultures = parse_cultures(cfg["cultures"])
-    kept = [from_dict(r) for r in read_jsonl(run_dir / "steps" / "05-training-data" / "data.jsonl")]
     if what == "joint-vs-specific":
         plan = {"joint": (kept, "joint"), "specific": (kept, "specific")}
     elif what == "quantity":
         plan = {f"quantity-{round(f * 100)}pct": (subsample(kept, f), "joint") for f in fractions}
     else:
-        pairs = [from_dict(r) for r in read_jsonl(run_dir / "steps" / "03-answer" / "data.jsonl")]
+        pairs = step_records(run_dir, "answer", "culturespa run")
         random_pairs = random.Random(0).sample(pairs, min(len(kept), len(pairs)))
         plan = {
             "quality-kept": (kept, "joint"),

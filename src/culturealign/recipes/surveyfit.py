@@ -73,7 +73,7 @@ RULES = {
     "eval.survey": Rule(str),
     "eval.dedup_threshold": Rule(float, low=0, high=1, open_low=True),
 }
-STAGES = ("training-data", "train", "eval")
+STAGES = ("survey-targets", "train", "eval")
 SETS = ("eval", "validation", "train")
 
 
@@ -296,11 +296,11 @@ def run_surveyfit(
         "samples_per_item": cfg["train"]["samples_per_item"],
     }
     stamp = Path(cfg["out"]) / "steps" / "fingerprint.json"
-    what, fix = "the split and training data", "use another --out, or add --from training-data to redo them"
-    if redo_from != "training-data":  # refuse before anything of the run folder (config.yaml) is overwritten
+    what, fix = "the split and training data", "use another --out, or add --from survey-targets to redo them"
+    if redo_from != "survey-targets":  # refuse before anything of the run folder (config.yaml) is overwritten
         check_fingerprint(stamp, data_keys, what, fix, write=False)
     with recipe_run(cfg, "surveyfit", STAGES, redo_from) as run:
-        if redo_from == "training-data":
+        if redo_from == "survey-targets":
             shutil.rmtree(run.path / "steps", ignore_errors=True)
         check_fingerprint(stamp, data_keys, what, fix)
         write_json(run.path / "split.json", split.to_dict())

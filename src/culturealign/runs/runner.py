@@ -31,6 +31,22 @@ def step_dir(run_dir: Path, index: int, name: str) -> Path:
     return run_dir / "steps" / f"{index:02d}-{name}"
 
 
+def finished_step(run_dir: Path, name: str, what: str = "run") -> Path:
+    """The folder of the finished step called ``name`` (whatever its number), for later stages and ablations: adding
+    a step before it does not break them. A UserError names the missing step."""
+    found = [f for f in sorted((Path(run_dir) / "steps").glob(f"[0-9][0-9]-{name}")) if (f / "stats.json").is_file()]
+    if len(found) != 1:
+        raise UserError(
+            f"{run_dir} has no finished step {name!r}: it is not a finished {what}; run `culturealign run` first"
+        )
+    return found[0]
+
+
+def step_records(run_dir: Path, name: str, what: str = "run") -> list[Any]:
+    """The output records of the finished step called ``name``."""
+    return [from_dict(r) for r in read_jsonl(finished_step(run_dir, name, what) / "data.jsonl")]
+
+
 def _redo_index(steps: Sequence[Any], redo_from: str | int | None) -> int | None:
     if redo_from is None:
         return None

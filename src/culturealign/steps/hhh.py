@@ -1,7 +1,7 @@
 """AlignCultura Stage I (Kashyap, Dras, Naseem, 2026): an HHH dataset over the UNESCO cultural subdomains.
 
 - :class:`LoadQueries`: in: nothing; out: :class:`HHHQuery` from a JSONL/CSV file's question-like column.
-- :class:`GenerateQueries`: in: nothing; out: one generated query per (subdomain, culture) slot.
+- :class:`GenerateHHHQueries`: in: nothing; out: one generated query per (subdomain, culture) slot.
 - :class:`Reclassify`: multi-label; P(Yes) that the query is about each subdomain, *scored*, not parsed from
   free text; labels with P >= ``threshold``, else ``["none"]`` (off the taxonomy; dropped unless ``keep_none``).
 - :class:`Expand`: subdomains below ``target`` queries get new ones from the generator (shown examples of the
@@ -102,10 +102,10 @@ class LoadQueries(Step):
             yield HHHQuery(f"file-{i}", q)
 
 
-class GenerateQueries(Step):
+class GenerateHHHQueries(Step):
     """One query per (subdomain, culture) and slot, written by the generator; unparseable replies re-asked."""
 
-    name = "generate-queries"
+    name = "generate-hhh-queries"
 
     def __init__(
         self,
@@ -176,7 +176,7 @@ class Reclassify(Step):
     ):
         super().__init__()
         if not 0 < threshold <= 1:
-            raise ValueError("reclassify.threshold must be in (0, 1]")
+            raise UserError(f"reclassify.threshold must be in (0, 1], not {threshold!r}")
         self.engine, self.subdomains, self.threshold, self.keep_none = engine, list(subdomains), threshold, keep_none
 
     def run(self, records: Iterable[HHHQuery]) -> Iterator[HHHQuery]:
@@ -297,7 +297,7 @@ class RejectionSample(Step):
     """Two-stage rejection sampling: K candidates; critic pass/fail per axis with feedback; regenerate the failed
     with their feedback for at most ``rounds`` rounds; keep queries with an all-pass candidate."""
 
-    name = "respond"
+    name = "rejection-sample"
 
     def __init__(
         self,

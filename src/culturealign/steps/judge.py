@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from culturealign.cultures import get_culture
+from culturealign.errors import UserError
 from culturealign.llm.base import Engine, GenParams
 from culturealign.progress import progress_bar
 from culturealign.prompting import templates
@@ -54,7 +55,9 @@ class JudgeConversations(Step):
     ):
         super().__init__()
         if not 1 <= bad_max < 5 or not 0 < confidence <= 1:
-            raise ValueError("judge.bad_max must be in 1..4 and judge.confidence in (0, 1]")
+            raise UserError(
+                f"filter.bad_max must be in 1..4 and filter.confidence in (0, 1], not {bad_max!r} and {confidence!r}"
+            )
         self.judge, self.bad_max, self.confidence, self.min_turns = judge, bad_max, confidence, min_turns
         self.calibrate = calibrate
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 
 from culturealign.cultures import Culture, get_culture
+from culturealign.errors import UserError
 from culturealign.llm.base import Engine, GenParams
 from culturealign.progress import progress_bar
 from culturealign.prompting import templates
@@ -315,7 +316,7 @@ class RolePlay(Step):
     ):
         super().__init__()
         if max_turns < 1:
-            raise ValueError("max_turns must be > 0")
+            raise UserError(f"roleplay.max_turns must be a whole number >= 1, not {max_turns!r}")
         self.engine, self.max_turns, self.max_retries = engine, max_turns, max_retries
         self.temperature, self.max_tokens, self.lenient, self.seed = temperature, max_tokens, lenient, seed
 

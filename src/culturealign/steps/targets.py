@@ -50,7 +50,7 @@ def pooled(dists: Sequence[dict[str, float]]) -> dict[str, float]:
 class SurveyTargets(Step):
     """Training examples whose targets are the survey's answer shares (or a control built from them)."""
 
-    name = "training-data"
+    name = "survey-targets"
 
     def __init__(
         self,
