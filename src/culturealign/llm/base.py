@@ -104,6 +104,10 @@ class Engine(ABC):
             "use the local engine for this part (e.g. generator.engine=local)"
         )
 
+    def unload(self) -> None:
+        """Free what the engine holds in memory (a loaded model); the next call loads it again. Nothing by default."""
+        return None
+
     def unbilled(self) -> dict[str, int]:
         """The stats gathered since the last call (each call, token and hit is billed to a ledger exactly once)."""
         now, then = asdict(self.stats), asdict(self._billed)

@@ -207,7 +207,16 @@ def run_alignculture(config: str | Path | None = None, overrides: Sequence[str] 
             model.unload()
             comparison[f"hhh_{when}"] = metrics
         write_json(run.path / "eval" / "comparison.json", comparison)
-        record_cost(run, [steps[0].engine, *engines])
+        # the writer and the critic (the source step has no engine when queries come from a file)
+        record_cost(
+            run,
+            [
+                *{
+                    id(e): e for st in steps for e in (getattr(st, "engine", None), getattr(st, "critic", None)) if e
+                }.values(),
+                *engines,
+            ],
+        )
         return comparison
 
 
