@@ -21,7 +21,7 @@ from culturealign.data.unesco import load_taxonomy
 from culturealign.errors import UserError
 from culturealign.evaluate.adapters import student_engine
 from culturealign.evaluate.hhh import benchmark, save_hhh
-from culturealign.llm.spec import EngineSpec
+from culturealign.llm.spec import ENGINE_SECTION, EngineSpec
 from culturealign.prompting import hhh_prompts
 from culturealign.recipes.common import data_redo, engines_from, recipe_run, record_cost
 from culturealign.records import ChatSample, HHHSample
@@ -34,14 +34,7 @@ from culturealign.train.variants import train_variant
 
 log = logging.getLogger(__name__)
 
-ENGINE = {
-    "engine": "local",
-    "model": "smollm2",
-    "base_url": None,
-    "revision": None,
-    "dtype": "float32",
-    "batch_size": 16,
-}
+ENGINE = {**ENGINE_SECTION}
 DEFAULTS: dict[str, Any] = {
     "out": "runs/alignculture",
     "cultures": ["GBR", "CHN", "IND"],

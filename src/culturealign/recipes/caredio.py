@@ -18,6 +18,7 @@ from culturealign.cultures import Culture, get_culture, load_similarity, parse_c
 from culturealign.data.blend import region_for
 from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
+from culturealign.llm.spec import ENGINE_SECTION
 from culturealign.recipes.common import (
     data_redo,
     engines_from,
@@ -34,15 +35,8 @@ from culturealign.steps.caredio import GenerateQueries, OptimizeQueries, Respond
 from culturealign.steps.selection import SelectRepresentativeDistinctive
 from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS
 
-ENGINE = {
-    "engine": "local",
-    "model": "smollm2",
-    "base_url": None,
-    "revision": None,
-    "dtype": "float32",
-    "batch_size": 16,
-    "chat_template_from": None,
-}  # openai engine: the served model's tokenizer, to score completions
+# openai engine: chat_template_from is the served model's tokenizer, to score completions
+ENGINE = {**ENGINE_SECTION, "chat_template_from": None}
 DEFAULTS: dict[str, Any] = {
     "out": "runs/caredio",
     "survey": "../shared/data/wvs7",

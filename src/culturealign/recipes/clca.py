@@ -22,6 +22,7 @@ from culturealign.data.value_axes import axis_positions
 from culturealign.evaluate.adapters import student_engine
 from culturealign.evaluate.individual import evaluate_individuals, load_respondents, save_individuals
 from culturealign.evaluate.wvs import WVSItem, divergences
+from culturealign.llm.spec import ENGINE_SECTION
 from culturealign.recipes.common import (
     data_redo,
     engines_from,
@@ -41,14 +42,7 @@ from culturealign.train.lora import SFT_DEFAULTS
 
 log = logging.getLogger(__name__)
 
-ENGINE = {
-    "engine": "local",
-    "model": "smollm2",
-    "base_url": None,
-    "revision": None,
-    "dtype": "float32",
-    "batch_size": 16,
-}
+ENGINE = {**ENGINE_SECTION}
 DEFAULTS: dict[str, Any] = {
     "out": "runs/clca",
     "survey": "../shared/data/wvs7",

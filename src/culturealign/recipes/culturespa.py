@@ -19,7 +19,7 @@ from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
 from culturealign.evaluate.adapters import evaluate_adapters
 from culturealign.llm.local import LocalEngine
-from culturealign.llm.spec import EngineSpec
+from culturealign.llm.spec import ENGINE_SECTION, EngineSpec
 from culturealign.recipes.common import (
     data_redo,
     recipe_run,
@@ -45,14 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "out": "runs/culturespa",
     "survey": "../shared/data/wvs7",
     "cultures": ["DEU", "CHN", "NGA"],
-    "generator": {
-        "engine": "local",
-        "model": "smollm2",
-        "base_url": None,
-        "revision": None,
-        "dtype": "float32",
-        "batch_size": 16,
-    },
+    "generator": dict(ENGINE_SECTION),
     "student": {"model": "smollm2", "dtype": "float32", "batch_size": 16},
     "questions": {
         "per_topic": 3,
