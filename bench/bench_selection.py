@@ -2,7 +2,7 @@
 
 One seeded problem: ``--n`` (100,000) random unit vectors of dimension ``--dim`` (384, all-MiniLM-L6-v2's),
 ``--k`` (100) picks, and a standard normal bonus z-scored and divided by k with weight ``--lam`` (0.5), as
-:class:`~culturealign.steps.selection.SelectRepresentativeDistinctive` passes it. The points to cover are the
+:class:`~culturealign.steps.representative.SelectRepresentativeDistinctive` passes it. The points to cover are the
 default seeded sample of 2,048 candidates. In one process (ratios are comparable on a shared, noisy machine):
 
 1. lazy greedy and stochastic greedy (epsilon 0.01), wall seconds each;
@@ -28,7 +28,7 @@ import numpy as np
 from _common import cpu_model  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from culturealign.steps.objectives import coverage
-from culturealign.steps.selection import greedy_select, random_select
+from culturealign.steps.representative import greedy_select, random_select
 
 TARGET_S = 10.0
 

@@ -40,7 +40,7 @@ def test_an_unknown_recipe_names_the_known_ones():
 def test_a_comparison_prints_through_the_shared_show():
     import json
 
-    from culturealign.evaluate.compare import before_after
+    from culturealign.evaluate.before_after import before_after
     from culturealign.recipes.common import show_comparison
     from culturealign.runs.store import strict
 

@@ -1,4 +1,5 @@
-"""Unaware/aware answers: the choice rule (``pick``), the step's records on a scripted engine and the real model."""
+"""Unaware/aware answers: the choice rule (``choose_option``), the step's records on a scripted engine, the real
+model."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from culturealign.cultures import parse_cultures
 from culturealign.errors import UserError
 from culturealign.llm.scripted import ScriptedEngine
 from culturealign.records import AnswerPair, SurveyQuestion
-from culturealign.steps.answers import AnswerUnawareAware, pick
+from culturealign.steps.answers import AnswerUnawareAware, choose_option
 
 PROBS = {"1": 0.1, "2": 0.4, "3": 0.3, "4": 0.2}
 
@@ -31,18 +32,21 @@ QUESTIONS = [
 ]
 
 
-# -- pick ----------------------------------------------------------------------------------------------------
+# -- choose_option ----------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_temperature_zero_and_top_pick_the_argmax(seed):
-    assert pick(PROBS, "sample", 0, random.Random(seed)) == "2"
-    assert pick(PROBS, "top", 0.6, random.Random(seed)) == "2"
-    assert pick({"a": 0.2, "b": 0.7, "c": 0.1}, "top", 1.0, random.Random(seed)) == "b"
+    assert choose_option(PROBS, "sample", 0, random.Random(seed)) == "2"
+    assert choose_option(PROBS, "top", 0.6, random.Random(seed)) == "2"
+    assert choose_option({"a": 0.2, "b": 0.7, "c": 0.1}, "top", 1.0, random.Random(seed)) == "b"
 
 
 def test_seeded_sampling_is_deterministic():
-    draws = lambda seed: [pick(PROBS, "sample", 0.6, rng) for rng in [random.Random(seed)] for _ in range(200)]  # noqa: E731
+    def draws(seed):
+        rng = random.Random(seed)
+        return [choose_option(PROBS, "sample", 0.6, rng) for _ in range(200)]
+
     assert draws(7) == draws(7)
     assert draws(7) != draws(8)
     assert set(draws(7)) == set(PROBS)  # at T=0.6 every option still comes up in 200 draws
@@ -50,12 +54,12 @@ def test_seeded_sampling_is_deterministic():
 
 def _top_share(temperature: float, n: int = 2000, seed: int = 0) -> float:
     rng = random.Random(seed)
-    return Counter(pick(PROBS, "sample", temperature, rng) for _ in range(n))["2"] / n
+    return Counter(choose_option(PROBS, "sample", temperature, rng) for _ in range(n))["2"] / n
 
 
 def test_sampling_at_temperature_one_follows_the_probabilities():
     rng = random.Random(0)
-    counts = Counter(pick(PROBS, "sample", 1.0, rng) for _ in range(4000))
+    counts = Counter(choose_option(PROBS, "sample", 1.0, rng) for _ in range(4000))
     for code, p in PROBS.items():
         assert counts[code] / 4000 == pytest.approx(p, abs=0.03)
 

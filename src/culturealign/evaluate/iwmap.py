@@ -397,10 +397,10 @@ def compare_maps(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
     if not shared or moved > 1e-6:
         raise UserError("the two runs were placed on different country maps: run both on the same survey")
 
-    def pick(result: dict[str, Any]) -> dict[str, Any]:
+    def coordinates_of(result: dict[str, Any]) -> dict[str, Any]:
         return result["models"].get("tuned") or result["models"]["base"]
 
-    a, b = pick(before), pick(after)
+    a, b = coordinates_of(before), coordinates_of(after)
     cultures = sorted(set(a["personas"]) & set(b["personas"]))
     if not cultures:
         raise UserError("the two runs share no culture: place the same cultures in both")

@@ -173,7 +173,7 @@ def run_alignculture(config: str | Path | None = None, overrides: Sequence[str] 
     cfg = load_config(config, DEFAULTS, list(overrides), RULES)
     ev = cfg["eval"]
     items, skipped = load_culturax(ev["data"])
-    items = pick(items, ev["limit"], ev["seed"])
+    items = seeded_slice(items, ev["limit"], ev["seed"])
     with recipe_run(cfg, "alignculture", STAGES, redo_from) as run:
         steps = data_steps(cfg, run)
         samples = run_steps(steps, run.path, redo_from=data_redo(redo_from))
@@ -220,7 +220,7 @@ def _stats(run_dir: Path, index: int, name: str) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def pick(items: list, limit: int | None, seed: int) -> list:
+def seeded_slice(items: list, limit: int | None, seed: int) -> list:
     """A seeded slice of ``limit`` items (file order kept)."""
     import random
 
@@ -251,7 +251,7 @@ def eval_hhh(
     ``safety_classifier``: a Hugging Face text-classification model to judge safety instead of the LLM judge.
     """
     items, skipped = load_culturax(data)
-    items = pick(items, limit, seed)
+    items = seeded_slice(items, limit, seed)
     out = Path(out or f"runs/eval-hhh-{time.strftime('%Y%m%d-%H%M%S')}")
     config = {
         "command": "eval hhh",

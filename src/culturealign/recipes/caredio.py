@@ -32,7 +32,7 @@ from culturealign.records import ChatSample
 from culturealign.runs import RunFolder
 from culturealign.runs.runner import run_steps, step_records
 from culturealign.steps.caredio import GenerateQueries, OptimizeQueries, RespondDistinctive
-from culturealign.steps.selection import SelectRepresentativeDistinctive
+from culturealign.steps.representative import SelectRepresentativeDistinctive
 from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS
 
 # openai engine: chat_template_from is the served model's tokenizer, to score completions

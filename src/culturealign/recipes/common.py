@@ -19,7 +19,7 @@ from culturealign.cultures import Culture
 from culturealign.data.survey import Survey
 from culturealign.errors import UserError
 from culturealign.evaluate.adapters import evaluate_adapters
-from culturealign.evaluate.compare import before_after
+from culturealign.evaluate.before_after import before_after
 from culturealign.evaluate.general import general_check
 from culturealign.evaluate.wvs import WVSResult, save_result, survey_accounts
 from culturealign.llm.base import Engine
@@ -139,7 +139,7 @@ def record_cost(run: RunFolder, engines: Sequence[Engine]) -> None:
 
 def show_comparison(result: dict[str, Any]) -> list[Any]:
     """What ``culturealign run`` prints for a recipe that trains and compares (CultureSPA, CAReDiO, CLCA)."""
-    from culturealign.evaluate.compare import format_before_after
+    from culturealign.evaluate.before_after import format_before_after
     from culturealign.evaluate.wvs import skip_line
 
     out: list[Any] = []

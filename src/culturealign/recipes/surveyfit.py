@@ -26,7 +26,7 @@ from culturealign.data.split import QuestionSplit, split_questions
 from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
 from culturealign.evaluate.adapters import student_engine
-from culturealign.evaluate.compare import BEFORE_AFTER_METRICS, before_after
+from culturealign.evaluate.before_after import BEFORE_AFTER_METRICS, before_after
 from culturealign.evaluate.compare_runs import compare_runs
 from culturealign.evaluate.wvs import WVSResult, evaluate_wvs, save_result, skip_line, summarize, survey_accounts
 from culturealign.llm.base import Engine

@@ -22,7 +22,7 @@ from culturealign.records import Answer, AnswerPair, SurveyQuestion
 from culturealign.steps.base import Step
 
 
-def pick(probs: dict[str, float], choice: str, temperature: float, rng: random.Random) -> str:
+def choose_option(probs: dict[str, float], choice: str, temperature: float, rng: random.Random) -> str:
     """The answer code: top option, or a draw from ``probs ** (1 / temperature)`` renormalized."""
     if choice == "top" or temperature == 0:
         return max(probs, key=lambda c: probs[c])
@@ -68,7 +68,14 @@ class AnswerUnawareAware(Step):
                 code = persona.code if persona else None
                 rng = random.Random(f"{self.seed}:{q.id}:{code}")
                 answers.append(
-                    Answer(q.id, code, s.probs, pick(s.probs, self.choice, self.temperature, rng), s.mass, s.method)
+                    Answer(
+                        q.id,
+                        code,
+                        s.probs,
+                        choose_option(s.probs, self.choice, self.temperature, rng),
+                        s.mass,
+                        s.method,
+                    )
                 )
             pairs += [AnswerPair(q, c.code, answers[0], a) for c, a in zip(self.cultures, answers[1:], strict=True)]
         if self.reasons:

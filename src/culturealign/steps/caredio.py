@@ -9,7 +9,7 @@
 - :class:`RespondDistinctive`: K candidate responses per (query, culture) from the culture's persona; keeps
   the most distinctive (``objectives.distinctiveness`` against the related cultures' personas) that the judge
   rates helpful and faithful. Out: :class:`ChatSample` with culture, scores and judge verdict in ``meta``.
-Selection of N samples per culture is ``steps.selection.SelectRepresentativeDistinctive``.
+Selection of N samples per culture is ``steps.representative.SelectRepresentativeDistinctive``.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ import zlib
 import numpy as np
 import pytest
 
-import culturealign.steps.selection as selection
+import culturealign.steps.representative as selection
 from culturealign.errors import UserError
 from culturealign.steps.objectives import coverage
-from culturealign.steps.selection import SelectRepresentativeDistinctive, greedy_select, random_select
+from culturealign.steps.representative import SelectRepresentativeDistinctive, greedy_select, random_select
 
 
 def unit(n: int, d: int, seed: int) -> np.ndarray:
