@@ -23,7 +23,7 @@ from culturealign.evaluate.adapters import student_engine
 from culturealign.evaluate.hhh import benchmark, save_hhh
 from culturealign.llm.spec import ENGINE_SECTION, EngineSpec
 from culturealign.prompting import hhh_prompts
-from culturealign.recipes.common import data_redo, engines_from, recipe_run, record_cost
+from culturealign.recipes.common import data_redo, engines_from, enough_to_train, recipe_run, record_cost
 from culturealign.records import ChatSample, HHHSample
 from culturealign.runs import RunFolder, write_json
 from culturealign.runs.runner import run_steps, step_dir
@@ -181,12 +181,9 @@ def run_alignculture(config: str | Path | None = None, overrides: Sequence[str] 
         comparison: dict[str, Any] = {"dataset": len(samples), "train_examples": len(train), "trained": False}
         comparison["funnel"] = {st.name: _stats(run.path, i, st.name) for i, st in enumerate(steps, 1)}
         adapters = {}
-        if cfg["train"]["enabled"]:
-            if len(train) >= cfg["train"]["min_examples"]:
-                adapters = train_variant(run.path, "hhh", train, cfg, "joint")
-                comparison["trained"] = True
-            else:
-                log.warning("only %d train-split examples (< train.min_examples): not training", len(train))
+        if cfg["train"]["enabled"] and enough_to_train(train, cfg, "(train-split examples)"):
+            adapters = train_variant(run.path, "hhh", train, cfg, "joint")
+            comparison["trained"] = True
         judge = steps[-1].critic
         engines: list = []
         train_texts = [s.query.text for s in samples if s.query.split == "train"]

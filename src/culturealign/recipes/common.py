@@ -78,15 +78,7 @@ def tune_and_compare(
     ``blend`` maps culture code -> BLEnD region for a BLEnD before/after beside WVS.
     """
     mode = cfg["train"]["mode"]
-    enough = len(samples) >= cfg["train"]["min_examples"]
-    if not enough:
-        log.warning(
-            "kept only %d training examples (< train.min_examples=%d): too few to train on. %s",
-            len(samples),
-            cfg["train"]["min_examples"],
-            hint,
-        )
-    adapters = train_variant(run.path, mode, samples, cfg, mode) if enough else {}
+    adapters = train_variant(run.path, mode, samples, cfg, mode) if enough_to_train(samples, cfg, hint) else {}
     comparison: dict[str, Any] = {
         "trained": bool(adapters),
         "examples": len(samples),
@@ -111,6 +103,19 @@ def tune_and_compare(
     write_json(run.path / "eval" / "comparison.json", comparison)
     record_cost(run, engines)
     return comparison
+
+
+def enough_to_train(samples: Sequence[Any], cfg: dict, hint: str = "") -> bool:
+    """Whether ``train.min_examples`` are there; if not, one warning saying so (every recipe's one check)."""
+    if len(samples) >= cfg["train"]["min_examples"]:
+        return True
+    log.warning(
+        "kept only %d training examples (< train.min_examples=%d): too few to train on. %s",
+        len(samples),
+        cfg["train"]["min_examples"],
+        hint,
+    )
+    return False
 
 
 def train_and_evaluate(
