@@ -154,11 +154,15 @@ def test_cpu_loss_path_equals_trl_fused_loss(tmp_path):
     assert n_items > 0
     results = {}
     for name, fn in [("plain", trainer.compute_loss), ("fused", super(type(trainer), trainer).compute_loss)]:
-        trainer._metrics["train"].clear()
         with torch.no_grad():
             loss = fn(trainer.model, dict(batch), num_items_in_batch=n_items)
-        m = trainer._metrics["train"]
+        # ours keeps its own metrics; TRL's private ones are read here only as the reference
+        m = trainer.cpu_metrics["train"] if name == "plain" else trainer._metrics["train"]
         results[name] = (float(loss), m["entropy"][-1], m["mean_token_accuracy"][-1])
+    trainer._metrics["train"].clear()
+    trainer.log({"loss": 1.0})  # our metrics reach the log history the way TRL's do
+    assert trainer.state.log_history[-1]["mean_token_accuracy"] == pytest.approx(results["plain"][2])
+    assert trainer.cpu_metrics["train"] == {}
     (pl, pe, pa), (fl, fe, fa) = results["plain"], results["fused"]
     assert pl == pytest.approx(fl, rel=1e-4) and pl > 0
     assert pe == pytest.approx(fe, rel=1e-3) and pe > 0

@@ -244,6 +244,8 @@ def _trainer_class(base: type) -> type:
     from transformers import Trainer
 
     class CPUSFTTrainer(base):
+        """Keeps its own logged metrics (TRL's ``_metrics`` and token counter are private state, left alone)."""
+
         def _plain_loss(self) -> bool:
             return (
                 self.args.use_cpu
@@ -253,6 +255,10 @@ def _trainer_class(base: type) -> type:
                 and not self.aux_loss_enabled
             )
 
+        def _cpu_metrics(self, mode: str) -> dict[str, list[float]]:
+            store = self.__dict__.setdefault("cpu_metrics", {"train": {}, "eval": {}, "tokens": 0})
+            return store[mode]
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if not self._plain_loss():
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
@@ -261,13 +267,22 @@ def _trainer_class(base: type) -> type:
             loss, outputs = Trainer.compute_loss(self, model, inputs, True, num_items_in_batch)
             with torch.no_grad():
                 valid, entropy, correct = _token_metrics(outputs.logits, inputs["labels"])
-            m = self._metrics[mode]
-            m["entropy"].append(entropy / valid if valid else 0.0)
-            m["mean_token_accuracy"].append(correct / valid if valid else 0.0)
+            m = self._cpu_metrics(mode)
+            m.setdefault("entropy", []).append(entropy / valid if valid else 0.0)
+            m.setdefault("mean_token_accuracy", []).append(correct / valid if valid else 0.0)
             if mode == "train":
-                self._total_train_tokens += int(inputs["attention_mask"].sum())
-            m["num_tokens"] = [self._total_train_tokens]
+                self.cpu_metrics["tokens"] += int(inputs["attention_mask"].sum())
+            m["num_tokens"] = [self.cpu_metrics["tokens"]]
             return (loss, outputs) if return_outputs else loss
+
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            mode = "train" if self.model.training else "eval"
+            if "cpu_metrics" in self.__dict__:
+                prefix = "eval_" if mode == "eval" else ""
+                m = self._cpu_metrics(mode)
+                logs.update({prefix + k: sum(v) / len(v) for k, v in m.items() if v})
+                m.clear()
+            super().log(logs, start_time)
 
     return CPUSFTTrainer
 
