@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from culturealign.prompting import templates
 from culturealign.records import ChatSample, CulturalQuery, Messages
 from culturealign.steps.base import Step
 from culturealign.steps.objectives import culture_relatedness_from_logprobs, distinctiveness
+from culturealign.steps.retry import ask_until_parsed
 
 TOPICS: dict[str, str] = json.loads(
     resources.files("culturealign.resources").joinpath("caredio_topics.json").read_text("utf-8")
@@ -80,28 +82,27 @@ class GenerateQueries(Step):
 
     def run(self, records: Iterable) -> Iterator[CulturalQuery]:
         t = templates()["caredio"]
-        pending = [(topic, slot) for topic in self.topics for slot in range(self.per_topic)]
-        found: dict[tuple[str, int], str] = {}
-        for attempt in range(self.max_retries + 1):
-            for slot in sorted({s for _, s in pending}):
-                batch = [(tp, s) for tp, s in pending if s == slot]
-                prompts = [
-                    [{"role": "user", "content": t["query_user"].format(topic=tp, description=TOPICS.get(tp, tp))}]
-                    for tp, _ in batch
-                ]
-                params = GenParams(
-                    self.temperature, 0.95, self.max_tokens, seed=(self.seed * 100 + attempt) * 1000 + slot
-                )
-                with progress_bar(f"queries (try {attempt + 1}, slot {slot + 1})", len(batch)) as advance:
-                    replies = self.engine.generate(prompts, params, progress=advance)
-                for key, (reply,) in zip(batch, replies, strict=True):
-                    if (q := parse_query(reply)) is not None:
-                        found[key] = q
-            pending = [k for k in pending if k not in found]
-            if not pending:
-                break
-        for topic, slot in pending:
-            self.drop({"topic": topic, "slot": slot}, f"no question parsed after {self.max_retries + 1} tries")
+        slots = [(topic, slot) for topic in self.topics for slot in range(self.per_topic)]
+
+        def prompt(key: tuple[str, int], attempt: int) -> Messages:
+            return [
+                {
+                    "role": "user",
+                    "content": t["query_user"].format(topic=key[0], description=TOPICS.get(key[0], key[0])),
+                }
+            ]
+
+        def params(key: tuple[str, int], attempt: int) -> GenParams:
+            return GenParams(self.temperature, 0.95, self.max_tokens, seed=(self.seed * 100 + attempt) * 1000 + key[1])
+
+        def parse(reply: str) -> tuple[Any, str | None]:
+            q = parse_query(reply)
+            return (q, None) if q is not None else (None, "no question parsed")
+
+        found = ask_until_parsed(self.engine, slots, prompt, parse, params, self.max_retries, "queries").values
+        for topic, slot in slots:
+            if (topic, slot) not in found:
+                self.drop({"topic": topic, "slot": slot}, f"no question parsed after {self.max_retries + 1} tries")
         self.stats.update(requested=len(self.topics) * self.per_topic, valid=len(found))
         for topic in self.topics:
             for slot in range(self.per_topic):

@@ -35,6 +35,7 @@ from culturealign.records import HHHQuery, HHHSample, Messages
 from culturealign.simhash import DEFAULT_THRESHOLD, leakage_rate, simhash, split_indices
 from culturealign.steps.base import Step
 from culturealign.steps.caredio import parse_query
+from culturealign.steps.retry import ask_until_parsed
 from culturealign.text import slug
 from culturealign.textfile import csv_errors, decode_text
 
@@ -124,20 +125,23 @@ class GenerateHHHQueries(Step):
     def run(self, records: Iterable) -> Iterator[HHHQuery]:
         t = hhh_prompts()["generate_user"]
         slots = [(s, c, k) for s in self.subdomains for c in self.cultures for k in range(self.per_pair)]
-        found: dict[int, str] = {}
-        for attempt in range(self.max_retries + 1):
-            todo = [i for i in range(len(slots)) if i not in found]
-            if not todo:
-                break
-            prompts = [
-                [{"role": "user", "content": t.format(**_sub(slots[i][0]), **_cult(slots[i][1]))}] for i in todo
-            ]
-            params = GenParams(self.temperature, 0.95, 64, seed=self.seed * 100 + attempt)
-            with progress_bar(f"queries (try {attempt + 1})", len(todo)) as advance:
-                replies = self.engine.generate(prompts, params, advance)
-            for i, (reply,) in zip(todo, replies, strict=True):
-                if (q := parse_query(reply)) is not None:
-                    found[i] = q
+
+        def prompt(i: int, attempt: int) -> Messages:
+            return [{"role": "user", "content": t.format(**_sub(slots[i][0]), **_cult(slots[i][1]))}]
+
+        def parse(reply: str) -> tuple[Any, str | None]:
+            q = parse_query(reply)
+            return (q, None) if q is not None else (None, "no question parsed")
+
+        found = ask_until_parsed(
+            self.engine,
+            range(len(slots)),
+            prompt,
+            parse,
+            lambda i, attempt: GenParams(self.temperature, 0.95, 64, seed=self.seed * 100 + attempt),
+            self.max_retries,
+            "queries",
+        ).values
         for i, (s, c, k) in enumerate(slots):
             if i in found:
                 yield HHHQuery(f"gen-{slug(s.id)}-{c.code}-{k}", found[i], c.code, source="generated")

@@ -13,13 +13,15 @@ import random
 import re
 from collections.abc import Iterable, Iterator
 from importlib import resources
+from typing import Any
 
 from culturealign.data.survey import Survey
 from culturealign.llm.base import Engine, GenParams
-from culturealign.progress import progress_bar
 from culturealign.prompting import format_options, templates
 from culturealign.records import SurveyQuestion
 from culturealign.steps.base import Step
+from culturealign.steps.retry import ask_until_parsed
+from culturealign.text import slug
 
 WVS_TOPICS = json.loads(resources.files("culturealign.resources").joinpath("wvs_topics.json").read_text("utf-8"))
 _OPTION = re.compile(r"^\s*\(?(\d{1,2})\s*[.):\-]\s*(.+?)\s*$")
@@ -87,37 +89,26 @@ class GenerateQuestions(Step):
         return [{"role": "system", "content": t["system"]}, {"role": "user", "content": user}]
 
     def run(self, records: Iterable[SurveyQuestion]) -> Iterator[SurveyQuestion]:
-        pending = [(topic, slot) for topic in self.topics for slot in range(self.per_topic)]
-        attempts = 0
-        out: dict[tuple[str, int], SurveyQuestion] = {}
-        last_reason: dict[tuple[str, int], str] = {}
-        for attempt in range(self.max_retries + 1):
-            if not pending:
-                break
-            replies = []
-            for slot in sorted({s for _, s in pending}):  # one seed per slot, so equal prompts still differ
-                batch = [(t, s) for t, s in pending if s == slot]
-                seed = (self.seed * 100 + attempt) * 1000 + slot
-                params = GenParams(self.temperature, 0.95, self.max_tokens, 1, seed=seed)
-                label = f"questions (try {attempt + 1}, slot {slot + 1})"
-                with progress_bar(label, len(batch)) as advance:
-                    prompts = [self._prompt(t, s, attempt) for t, s in batch]
-                    replies += self.engine.generate(prompts, params, progress=advance)
-                attempts += len(batch)
-            pending = sorted(pending, key=lambda k: k[1])
-            still = []
-            for (topic, slot), (reply,) in zip(pending, replies, strict=True):
-                parsed = parse_question(reply)
-                if isinstance(parsed, str):
-                    last_reason[(topic, slot)] = parsed
-                    still.append((topic, slot))
-                    continue
-                slug = re.sub(r"[^a-z]+", "-", topic.lower()).strip("-")
-                out[(topic, slot)] = SurveyQuestion(f"gen-{slug}-{slot}", topic, parsed[0], parsed[1])
-            pending = still
-        for key in pending:
-            self.drop(
-                {"topic": key[0], "slot": key[1]}, f"invalid after {self.max_retries + 1} tries: {last_reason[key]}"
+        slots = [(topic, slot) for topic in self.topics for slot in range(self.per_topic)]
+
+        def params(key: tuple[str, int], attempt: int) -> GenParams:  # one seed per slot: equal prompts still differ
+            return GenParams(
+                self.temperature, 0.95, self.max_tokens, 1, seed=(self.seed * 100 + attempt) * 1000 + key[1]
             )
-        self.stats.update(requested=len(self.topics) * self.per_topic, valid=len(out), llm_calls=attempts)
-        yield from (out[k] for k in sorted(out, key=lambda k: (self.topics.index(k[0]), k[1])))
+
+        def parse(reply: str) -> tuple[Any, str | None]:
+            parsed = parse_question(reply)
+            return (None, parsed) if isinstance(parsed, str) else (parsed, None)
+
+        got = ask_until_parsed(
+            self.engine, slots, lambda k, a: self._prompt(k[0], k[1], a), parse, params, self.max_retries, "questions"
+        )
+        for topic, slot in sorted(slots, key=lambda k: k[1]):  # dropped.jsonl in the order the slots were asked
+            if (topic, slot) not in got.values:
+                reason = got.failures[(topic, slot)]
+                self.drop({"topic": topic, "slot": slot}, f"invalid after {self.max_retries + 1} tries: {reason}")
+        self.stats.update(requested=len(slots), valid=len(got.values), llm_calls=got.asked)
+        for topic, slot in slots:
+            if (topic, slot) in got.values:
+                text, options = got.values[(topic, slot)]
+                yield SurveyQuestion(f"gen-{slug(topic)}-{slot}", topic, text, options)
