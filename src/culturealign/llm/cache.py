@@ -50,8 +50,8 @@ class CallCache:
             yield
         except sqlite3.Error as e:
             raise UserError(
-                f"cannot {action} the LLM call cache {self.path}: {e}; free disk space, make the run folder "
-                "writable, or move a damaged cache file aside (its calls are then made again)"
+                f"cannot {action} the LLM call cache {self.path}: {e}{_disk_hint(self.path)}; free disk space, make "
+                "the run folder writable, or move a damaged cache file aside (its calls are then made again)"
             ) from e
 
     def get_many(self, keys: list[str]) -> dict[str, Any]:
@@ -88,6 +88,17 @@ class CallCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _disk_hint(path: Path) -> str:
+    """SQLite reports a full disk as "disk I/O error": say what it is when the disk is (nearly) full."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return ""
+    return f" (No space left on device: {free // 1024} KiB free)" if free < 1 << 20 else ""
 
 
 def add_to_ledger(path: Path, numbers: dict[str, float]) -> None:
