@@ -296,11 +296,10 @@ def merge_cmd(
     model: Model = "smollm2",
 ) -> None:
     """Merge a LoRA adapter into its base model: a plain transformers folder that any engine can serve."""
-    from culturealign.llm.models import resolve_model
+    from culturealign.llm.models import check_adapter, resolve_model
     from culturealign.train import merge_adapter
 
-    if not (adapter / "adapter_config.json").is_file():
-        raise UserError(f"{adapter} is not a PEFT adapter folder (no adapter_config.json)")
+    check_adapter(adapter)
     merge_adapter(resolve_model(model), adapter, out)
     console.print(f"merged model written to {out}")
 

@@ -1,4 +1,5 @@
-"""Reading users' text files: bad bytes, broken CSV and unreadable paths become one :class:`UserError` each.
+"""Reading users' text files (bad bytes, broken CSV and unreadable paths become one :class:`UserError` each), and
+writing files atomically.
 
 Shared by every loader so that a file the user got wrong fails the same way whichever loader reads it: the message
 names the file, the line, and the fix. Files are decoded whole before they are parsed, so that a bad byte is reported
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -131,3 +133,20 @@ def csv_errors(path: str | Path, reader: Any) -> Iterator[None]:
     except UnicodeDecodeError as e:  # the stream decodes in chunks: reader.line_num is not the bad byte's line
         read_text(path, "it")  # raises the error that names the line of the first bad byte
         raise UserError(f"{path} is not UTF-8 text ({e.reason}); re-save it as UTF-8") from e
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file and a rename: a killed process leaves the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(
+            f"cannot write {path}: {e.strerror or e}; free disk space or fix the folder's permissions"
+        ) from e

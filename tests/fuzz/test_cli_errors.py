@@ -115,6 +115,10 @@ CASES.update(
         ),
         "empty adapter folder": ([*WVS_EVAL, "--adapter", "{tmp}/empty_adapter"], "no readable adapter_config.json"),
         "broken adapter_config.json": ([*WVS_EVAL, "--adapter", "{tmp}/broken_adapter"], "not valid JSON"),
+        "merge of an empty adapter folder": (
+            [*CLI, "merge", "--adapter", "{tmp}/empty_adapter", "--out", "{run}"],
+            "no readable adapter_config.json",
+        ),
         "a .gguf of random bytes": ([*WVS_EVAL, "--model", "{tmp}/random.gguf"], "not a GGUF file"),
         "unknown recipe": ([*CLI, "run", "{tmp}/unknown_recipe.yaml"], "unknown recipe 'nope'"),
         "unknown ablation": ([*CLI, "ablate", "{tmp}/clca_run", "--what", "quantity"], "clca runs have no ablation"),

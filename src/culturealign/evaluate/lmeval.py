@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from culturealign.errors import UserError
-from culturealign.llm.models import resolve_model
+from culturealign.llm.models import check_adapter, resolve_model
 from culturealign.runs.store import write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -182,8 +182,8 @@ def run_general(
     from lm_eval.tasks import TaskManager
 
     tasks = parse_tasks(tasks)
-    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
-        raise UserError(f"{adapter} is not a PEFT adapter folder (no adapter_config.json)")
+    if adapter:
+        check_adapter(adapter)
     out_dir = Path(out_dir)
     task_dir = local_task_folder(out_dir / "tasks")
     manager = TaskManager(include_path=str(task_dir), include_defaults=any(t != LOCAL_TASK for t in tasks))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from culturealign.errors import UserError
+from culturealign.textfile import atomic_write_text
 
 
 def cache_key(*parts: Any) -> str:
@@ -101,23 +101,24 @@ def _disk_hint(path: Path) -> str:
     return f" (No space left on device: {free // 1024} KiB free)" if free < 1 << 20 else ""
 
 
-def add_to_ledger(path: Path, numbers: dict[str, float]) -> None:
-    """Add ``numbers`` to the JSON object in ``path`` (atomically: a killed process leaves the old or the new file)."""
+def add_to_ledger(path: Path, numbers: dict[str, Any]) -> None:
+    """Add ``numbers`` to the JSON object in ``path``, nested counts (``{"option_methods": {...}}``) key by key;
+    written atomically: a killed process leaves the old file or the new one."""
     with _ledger_lock:
         try:
             cost = json.loads(path.read_text("utf-8")) if path.is_file() else {}
         except (OSError, ValueError):
             cost = {}
-        for k, v in numbers.items():
-            cost[k] = round(cost.get(k, 0) + v, 2) if isinstance(v, float) else cost.get(k, 0) + v
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            tmp.write_text(json.dumps(cost, indent=2) + "\n", "utf-8")
-            os.replace(tmp, path)
-        except OSError as e:
-            raise UserError(
-                f"cannot write {path}: {e.strerror or e}; free disk space or fix the folder's permissions"
-            ) from e
+        atomic_write_text(path, json.dumps(_added(cost, numbers), indent=2) + "\n")
+
+
+def _added(totals: dict[str, Any], numbers: dict[str, Any]) -> dict[str, Any]:
+    for k, v in numbers.items():
+        if isinstance(v, dict):
+            totals[k] = _added(totals.get(k) or {}, v)
+        else:
+            totals[k] = round(totals.get(k, 0) + v, 2) if isinstance(v, float) else totals.get(k, 0) + v
+    return totals
 
 
 _ledger_lock = threading.Lock()

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from culturealign.errors import UserError
+from culturealign.textfile import atomic_write_text
 
 # Files of a model or adapter folder that change what it answers; training logs, READMEs and optimizer states do not.
 MODEL_FILES = {
@@ -59,13 +59,9 @@ def _load_memo() -> dict[str, str]:
 
 
 def _save_memo(memo: dict[str, str]) -> None:
-    path = _memo_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(memo, sort_keys=True), "utf-8")
-        os.replace(tmp, path)
-    except OSError:  # a read-only home: the digest is recomputed next time, nothing is wrong
+        atomic_write_text(_memo_path(), json.dumps(memo, sort_keys=True))
+    except UserError:  # a read-only or full home: the digest is recomputed next time, nothing is wrong
         pass
 
 

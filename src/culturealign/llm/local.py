@@ -10,18 +10,16 @@ and reused for every batch of the group.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from culturealign.errors import UserError
 from culturealign.llm.base import Engine, GenParams, OptionScores
 from culturealign.llm.identity import folder_digest, model_identity
-from culturealign.llm.models import resolve_model
+from culturealign.llm.models import check_adapter, resolve_model
 from culturealign.llm.trie import code_paths, common_prefix, probe_paths, trie_probs
 from culturealign.records import Messages
 
@@ -96,25 +94,6 @@ class _Row:
     item: int  # index of the prompt
     path: tuple[int, ...]  # option-trie path appended to the prompt
     ids: list[int]  # prompt ids + path
-
-
-def check_adapter(adapter: str | Path) -> None:
-    """Refuse a folder that is not a saved PEFT adapter before any model is loaded (an empty folder, a broken
-    ``adapter_config.json``, no weights)."""
-    folder = Path(adapter).expanduser()
-    fix = "pass the folder a training run saved (adapter_config.json and adapter_model.safetensors)"
-    if not folder.is_dir():
-        raise UserError(f"adapter not found: {adapter}; {fix}")
-    try:
-        config = json.loads((folder / "adapter_config.json").read_text("utf-8"))
-    except OSError:
-        raise UserError(f"{folder} has no readable adapter_config.json; {fix}") from None
-    except ValueError as e:
-        raise UserError(f"{folder / 'adapter_config.json'} is not valid JSON ({e}); {fix}") from None
-    if not isinstance(config, dict) or "peft_type" not in config:
-        raise UserError(f"{folder / 'adapter_config.json'} is not a PEFT adapter config (no peft_type); {fix}")
-    if not any((folder / f"adapter_model.{ext}").is_file() for ext in ("safetensors", "bin")):
-        raise UserError(f"{folder} has no adapter weights (adapter_model.safetensors); {fix}")
 
 
 @dataclass

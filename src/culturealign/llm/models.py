@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -93,3 +94,22 @@ def convert_gguf(gguf: Path) -> Path:
     except OSError:  # another process converted it meanwhile
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def check_adapter(adapter: str | Path) -> None:
+    """Refuse a folder that is not a saved PEFT adapter before any model is loaded (an empty folder, a broken
+    ``adapter_config.json``, no weights)."""
+    folder = Path(adapter).expanduser()
+    fix = "pass the folder a training run saved (adapter_config.json and adapter_model.safetensors)"
+    if not folder.is_dir():
+        raise UserError(f"adapter not found: {adapter}; {fix}")
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text("utf-8"))
+    except OSError:
+        raise UserError(f"{folder} has no readable adapter_config.json; {fix}") from None
+    except ValueError as e:
+        raise UserError(f"{folder / 'adapter_config.json'} is not valid JSON ({e}); {fix}") from None
+    if not isinstance(config, dict) or "peft_type" not in config:
+        raise UserError(f"{folder / 'adapter_config.json'} is not a PEFT adapter config (no peft_type); {fix}")
+    if not any((folder / f"adapter_model.{ext}").is_file() for ext in ("safetensors", "bin")):
+        raise UserError(f"{folder} has no adapter weights (adapter_model.safetensors); {fix}")

@@ -197,16 +197,8 @@ def run_alignculture(config: str | Path | None = None, overrides: Sequence[str] 
             model.unload()
             comparison[f"hhh_{when}"] = metrics
         write_json(run.path / "eval" / "comparison.json", comparison)
-        # the writer and the critic (the source step has no engine when queries come from a file)
-        record_cost(
-            run,
-            [
-                *{
-                    id(e): e for st in steps for e in (getattr(st, "engine", None), getattr(st, "critic", None)) if e
-                }.values(),
-                *engines,
-            ],
-        )
+        # the writer and the critic, as the last step holds them (the first has none when queries come from a file)
+        record_cost(run, [steps[-1].generator, steps[-1].critic, *engines])
         return comparison
 
 

@@ -137,8 +137,9 @@ def train_and_evaluate(
 
 
 def record_cost(run: RunFolder, engines: Sequence[Engine]) -> None:
-    """Add the calls, tokens and cache hits of ``engines`` to the run's ``cost.json``."""
-    for engine in engines:
+    """Add the calls, tokens and cache hits of ``engines`` to the run's ``cost.json`` (an engine listed twice, e.g.
+    one model that writes and judges, once)."""
+    for engine in {id(e): e for e in engines}.values():
         write_cost(run.path, engine, 0.0)
 
 

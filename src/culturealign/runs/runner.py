@@ -22,7 +22,7 @@ from typing import Any
 
 from culturealign.errors import UserError
 from culturealign.records import from_dict, to_dict
-from culturealign.runs.store import changed_keys, describe, fingerprint, read_jsonl, write_json, write_jsonl
+from culturealign.runs.store import check_fingerprint, describe, fingerprint, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,8 @@ def run_steps(
         settings = {"input": chain, **step_settings(step)}
         chain = fingerprint(settings)
         if (folder / "stats.json").is_file():
-            _check_finished(folder, step.name, settings, chain)
+            fix = f"rerun with --from {step.name} to redo it and every later stage, or pass another --out"
+            check_fingerprint(folder / "stats.json", settings, f"step {step.name}", fix, write=False, where=run_dir)
             records = [from_dict(r) for r in read_jsonl(folder / "data.jsonl")]
             log.info("step %s: done before, %d records read back", step.name, len(records))
             continue
@@ -90,17 +91,3 @@ def run_steps(
 def step_settings(step: Any) -> dict[str, Any]:
     """What decides a step's output: its public attributes (run-time state aside), described for a fingerprint."""
     return {k: describe(v) for k, v in vars(step).items() if not k.startswith("_") and k not in ("stats", "dropped")}
-
-
-def _check_finished(folder: Path, name: str, settings: dict[str, Any], chain: str) -> None:
-    import json
-
-    try:
-        done = json.loads((folder / "stats.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        done = {}
-    if done.get("fingerprint") != chain:
-        raise UserError(
-            f"step {name} in {folder.parent.parent} was made with {changed_keys(done.get('settings'), settings)}: "
-            f"rerun with --from {name} to redo it and every later stage, or pass another --out"
-        )

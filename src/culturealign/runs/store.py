@@ -11,7 +11,6 @@ import fcntl
 import json
 import logging
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,22 +19,7 @@ import yaml
 
 from culturealign.errors import UserError
 from culturealign.llm.cache import CallCache, add_to_ledger
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise UserError(
-            f"cannot write {path}: {e.strerror or e}; free disk space or fix the folder's permissions"
-        ) from e
+from culturealign.textfile import atomic_write_text
 
 
 def strict(data: Any) -> Any:
@@ -83,7 +67,7 @@ class RunFolder:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._new = not self.path.exists()  # removed again if the run fails before it wrote anything
-        self._config: dict | None = None
+        self._config_text: str | None = None  # also written beside each evaluation's results when the run closes
         self._config_pending: str | None = None  # a changed config.yaml, written when the run ends well
         self._eval_names: set[str] = set()
         try:
@@ -119,8 +103,7 @@ class RunFolder:
         earlier command keep saying what produced them.
         """
         path = self.path / "config.yaml"
-        text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
-        self._config = config
+        text = self._config_text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
         if path.is_file():
             try:
                 old = yaml.safe_load(path.read_text("utf-8")) or {}
@@ -145,9 +128,8 @@ class RunFolder:
     def _keep_configs(self) -> None:
         for name in self._eval_names:
             folder = self.path / "eval" / name
-            if self._config is not None and folder.is_dir() and any(folder.iterdir()):
-                text = yaml.safe_dump(self._config, sort_keys=False, allow_unicode=True)
-                atomic_write_text(folder / "config.yaml", text)
+            if self._config_text is not None and folder.is_dir() and any(folder.iterdir()):
+                atomic_write_text(folder / "config.yaml", self._config_text)
 
     def _holds_work(self) -> bool:
         if any((self.path / d).exists() for d in ("steps", "train", "eval")):
@@ -221,7 +203,9 @@ def fingerprint(settings: Any) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def check_fingerprint(path: Path, settings: dict[str, Any], what: str, fix: str, write: bool = True) -> None:
+def check_fingerprint(
+    path: Path, settings: dict[str, Any], what: str, fix: str, write: bool = True, where: Path | None = None
+) -> None:
     """Refuse to reuse ``path`` (a finished piece of work) when it was made from other ``settings``.
 
     The first call writes ``path`` (a JSON of the settings and their hash; ``write=False`` only checks); a later call
@@ -236,7 +220,7 @@ def check_fingerprint(path: Path, settings: dict[str, Any], what: str, fix: str,
             have = {}
         if have.get("fingerprint") != want["fingerprint"]:
             raise UserError(
-                f"{what} in {path.parent} was made with {changed_keys(have.get('settings'), settings)}: {fix}"
+                f"{what} in {where or path.parent} was made with {changed_keys(have.get('settings'), settings)}: {fix}"
             )
         return
     if write:
@@ -268,12 +252,7 @@ def write_cost(run_dir: Path, engine: Any, seconds: float) -> None:
     many option scores came from log-probabilities or from sampling).
     """
     numbers: dict[str, Any] = {"wall_seconds": round(seconds, 2), **engine.unbilled()}
-    add_to_ledger(run_dir / "cost.json", numbers)
     methods = getattr(engine, "option_methods", None)  # a server's option scores: from log-probs or by sampling
     if methods:
-        path = run_dir / "cost.json"
-        cost: dict[str, Any] = json.loads(path.read_text())
-        merged = cost.setdefault("option_methods", {})
-        for method, n in methods.items():
-            merged[method] = merged.get(method, 0) + n
-        write_json(path, cost)
+        numbers["option_methods"] = dict(methods)
+    add_to_ledger(run_dir / "cost.json", numbers)
