@@ -3,7 +3,7 @@
 It measures, in one run and one process (so the ratios are comparable on a shared, noisy machine):
 
 1. the full dev survey: every answered WVS question of every culture, culture-aware prompts, through
-   ``evaluate_wvs`` on an engine without cache; wall time, prompts/s, tokens computed (prefix reuse) against
+   ``WVS(...).run`` on an engine without cache; wall time, prompts/s, tokens computed (prefix reuse) against
    the naive count (every prompt computed whole);
 2. the forward-pass limit: a plain batched forward over slices of real prompt ids as long as the scorer's
    suffixes; the scorer's tokens/s over the plain forward's says how much of the machine the scorer uses;
@@ -33,7 +33,7 @@ from _common import cpu_model  # noqa: E402  (bench/ is on sys.path when run as 
 
 from culturealign.cultures import Culture, get_culture
 from culturealign.data.survey import Survey, load_survey
-from culturealign.evaluate.wvs import evaluate_wvs, select_questions
+from culturealign.evaluate.wvs import WVS, select_questions
 from culturealign.llm.base import GenParams
 from culturealign.llm.local import LocalEngine
 from culturealign.prompting import persona_system, survey_messages
@@ -113,7 +113,7 @@ def main() -> None:
     engine.load()
     print(f"model loaded in {time.perf_counter() - t0:.1f} s ({args.dtype}, {torch.get_num_threads()} threads)")
 
-    jobs = []  # (question, messages), in evaluate_wvs's order
+    jobs = []  # (question, messages), in WVS.run's order
     ids_by_culture: dict[str, list[list[int]]] = {}
     for c in cultures:
         system = persona_system(c, "aware")
@@ -127,7 +127,7 @@ def main() -> None:
     print(f"\n== 1. full survey: {len(cultures)} cultures, {len(jobs)} prompts, culture-aware, no cache")
     engine.stats.prompt_tokens = 0
     t0 = time.perf_counter()
-    result = evaluate_wvs(engine, survey, cultures, "aware", limit=args.limit, progress=False)
+    result = WVS(survey, cultures, "aware", limit=args.limit).run(engine, progress=False)
     score_s = time.perf_counter() - t0
     computed = engine.stats.prompt_tokens
     score_pps, score_tps = len(result.items) / score_s, computed / score_s
@@ -171,7 +171,7 @@ def main() -> None:
         second.load()
         forward_limit(second, all_ids, [16] * 4, 32, 1)  # warm-up, untimed
         t0 = time.perf_counter()
-        result2 = evaluate_wvs(second, survey, cultures, "aware", limit=args.limit, progress=False)
+        result2 = WVS(survey, cultures, "aware", limit=args.limit).run(second, progress=False)
         other_s = time.perf_counter() - t0
         diffs = {
             k: abs(result2.metrics["overall"][k] - v) for k, v in result.metrics["overall"].items() if k != "n_items"

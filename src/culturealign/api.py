@@ -12,7 +12,8 @@ from typing import Any
 from culturealign.cultures import parse_cultures
 from culturealign.data.survey import load_survey
 from culturealign.errors import UserError
-from culturealign.evaluate.wvs import WVSResult, evaluate_wvs, save_result
+from culturealign.evaluate.base import EvalResult, Evaluation
+from culturealign.evaluate.wvs import WVS
 from culturealign.llm.spec import EngineSpec
 from culturealign.runs import RunFolder, write_json
 from culturealign.runs.store import write_cost, write_cost_seconds
@@ -33,6 +34,22 @@ def eval_run(kind: str, out: str | Path | None, config: dict[str, Any], settings
         write_cost(run.path, engine, time.time() - start)
 
 
+def evaluate(
+    evaluation: Evaluation,
+    settings: EngineSettings | None = None,
+    out: str | Path | None = None,
+    config: dict[str, Any] | None = None,
+    folder: str | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Run any evaluation on the engine of ``settings`` in a run folder: ``eval/<folder or its name>/`` holds the
+    result, ``config.yaml`` the ``config`` given (what the evaluation was built from) and the engine settings."""
+    with eval_run(evaluation.name, out, config or {}, settings or EngineSettings()) as (run, engine):
+        result = evaluation.run(engine, progress)
+        result.save(run.eval_dir(folder or evaluation.name))
+    return result
+
+
 def eval_wvs(
     survey: str | Path,
     cultures: str | Sequence[str],
@@ -43,7 +60,7 @@ def eval_wvs(
     out: str | Path | None = None,
     icl: int = 0,
     progress: bool = True,
-) -> WVSResult:
+) -> EvalResult:
     """Evaluate a model's WVS alignment and write a run folder (config, cache, eval/wvs-<prompt>[-icl<k>]/)."""
     survey_data = load_survey(survey)
     culture_list = parse_cultures(cultures)
@@ -55,10 +72,8 @@ def eval_wvs(
         "limit": limit,
         "icl": icl,
     }
-    with eval_run("wvs", out, config, settings or EngineSettings()) as (run, engine):
-        result = evaluate_wvs(engine, survey_data, culture_list, prompt, topics, limit, progress, icl)
-        save_result(result, run.eval_dir(f"wvs-{prompt}" + (f"-icl{icl}" if icl else "")))
-    return result
+    wvs = WVS(survey_data, culture_list, prompt, topics, limit, icl)
+    return evaluate(wvs, settings, out, config, f"wvs-{prompt}" + (f"-icl{icl}" if icl else ""), progress)
 
 
 def eval_blend(
@@ -71,15 +86,11 @@ def eval_blend(
 ) -> dict[str, Any]:
     """BLEnD short-answer accuracy per region (plain and vote-weighted); writes eval/blend/."""
     from culturealign.data.blend import resolve_regions
-    from culturealign.evaluate.blend import evaluate_blend, save_blend
+    from culturealign.evaluate.blend import Blend
 
     regions = resolve_regions(data, cultures)
-    with eval_run(
-        "blend", out, {"data": str(data), "cultures": regions, "limit": limit}, settings or EngineSettings()
-    ) as (run, engine):
-        items, metrics = evaluate_blend(engine, data, regions, limit, progress=progress)
-        save_blend(items, metrics, run.eval_dir("blend"))
-    return metrics
+    config = {"data": str(data), "cultures": regions, "limit": limit}
+    return evaluate(Blend(data, {r: r for r in regions}, limit), settings, out, config, progress=progress).metrics
 
 
 def eval_relations(
@@ -102,8 +113,8 @@ def eval_relations(
         raise UserError("cultural relations need at least 3 cultures (a rank correlation over culture pairs)")
     config = {"survey": str(survey), "cultures": [c.code for c in culture_list], "limit": limit}
     with eval_run("relations", out, config, settings or EngineSettings()) as (run, engine):
-        result = evaluate_wvs(engine, survey_data, culture_list, "aware", None, limit, progress)
-        save_result(result, run.eval_dir("wvs-aware"))
+        result = WVS(survey_data, culture_list, "aware", None, limit).run(engine, progress)
+        result.save(run.eval_dir("wvs-aware"))
         relations = cultural_relations(result.items)
         write_json(run.eval_dir("relations") / "metrics.json", relations)
     return relations

@@ -69,11 +69,12 @@ def eval_wvs_cmd(
 ) -> None:
     """Measure how well a model's answers match a culture's survey answers (four metrics)."""
     from culturealign.api import EngineSettings, eval_wvs
-    from culturealign.evaluate.wvs import format_table
+    from culturealign.evaluate.base import format_metrics
+    from culturealign.evaluate.wvs import WVS
 
     settings = EngineSettings(engine, model, adapter, base_url, dtype, batch_size)
     result = eval_wvs(survey, cultures, settings, prompt, topics, limit, out, icl)
-    console.print(format_table(result.metrics, f"WVS alignment of {model} ({prompt} prompting)"))
+    console.print(format_metrics(WVS, result.metrics, f"WVS alignment of {model} ({prompt} prompting)"))
 
 
 @eval_app.command("blend")
@@ -92,19 +93,14 @@ def eval_blend_cmd(
     batch_size: BatchSize = 16,
 ) -> None:
     """BLEnD everyday-culture short answers: accuracy and vote-weighted accuracy per region."""
-    from rich.table import Table
-
     from culturealign.api import EngineSettings, eval_blend
+    from culturealign.evaluate.base import format_metrics
+    from culturealign.evaluate.blend import Blend
 
     metrics = eval_blend(
         data, cultures, EngineSettings(engine, model, adapter, base_url, dtype, batch_size), limit, out
     )
-    table = Table(title=f"BLEnD short-answer accuracy of {model}")
-    for col in ("region", "n", "accuracy", "weighted accuracy"):
-        table.add_column(col, justify="left" if col == "region" else "right")
-    for region, m in [*metrics["per_region"].items(), ("overall", {**metrics["overall"], "n_questions": ""})]:
-        table.add_row(region, str(m["n_questions"]), f"{m['accuracy']:.3f}", f"{m['weighted_accuracy']:.3f}")
-    console.print(table)
+    console.print(format_metrics(Blend, metrics, f"BLEnD short-answer accuracy of {model}"))
 
 
 @eval_app.command("relations")
@@ -152,7 +148,8 @@ def eval_hhh_cmd(
     ] = None,
 ) -> None:
     """AlignCultura's HHH benchmark: win rate, safety, truthful x informative, joint score, cultural failures."""
-    from culturealign.evaluate.hhh import format_table
+    from culturealign.evaluate.base import format_metrics
+    from culturealign.evaluate.hhh import HHH
     from culturealign.recipes.alignculture import eval_hhh
 
     metrics = eval_hhh(
@@ -170,7 +167,7 @@ def eval_hhh_cmd(
         out,
         safety_classifier=safety_classifier,
     )
-    console.print(format_table(metrics, f"HHH benchmark of {model} (judge: {judge_model or model})"))
+    console.print(format_metrics(HHH, metrics, f"HHH benchmark of {model} (judge: {judge_model or model})"))
 
 
 @eval_app.command("general")

@@ -412,19 +412,20 @@ def test_skip_counts_and_notes_reach_metrics_and_the_printed_table(tmp_path):
     from rich.console import Console
 
     from culturealign.cultures import get_culture
-    from culturealign.evaluate.wvs import evaluate_wvs, format_table
+    from culturealign.evaluate.base import format_metrics
+    from culturealign.evaluate.wvs import WVS
     from culturealign.llm.scripted import ScriptedEngine
 
     rows = "DEU,Q1,1,0.25\nDEU,Q1,2,0.25\nDEU,Q1,2,0.25\nDEU,Q9,1,0.5\n"  # a repeat, an unknown question
     survey = load_wvs_folder(write_folder(tmp_path / "s", Q1, HEADER + rows))
-    metrics = evaluate_wvs(ScriptedEngine(), survey, [get_culture("DEU")], progress=False).metrics
+    metrics = WVS(survey, [get_culture("DEU")]).run(ScriptedEngine(), progress=False).metrics
     assert metrics["survey_skipped"] == {
         "repeated country, question and answer (last kept)": 1,
         "row for a question not in questions.jsonl": 1,
     }
     assert len(metrics["survey_notes"]) == 1
     console = Console(width=200, record=True)
-    console.print(format_table(metrics))
+    console.print(format_metrics(WVS, metrics))
     text = console.export_text()
     assert "survey rows skipped: 1 repeated country, question and answer (last kept)" in text
     assert "survey notes: 1 of 1 answer distributions" in text

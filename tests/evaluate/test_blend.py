@@ -8,7 +8,7 @@ import pytest
 
 from culturealign.data.blend import BlendQuestion, load_blend, resolve_regions
 from culturealign.errors import UserError
-from culturealign.evaluate.blend import evaluate_blend, normalize, score_answer
+from culturealign.evaluate.blend import Blend, normalize, score_answer
 from culturealign.llm.scripted import ScriptedEngine
 
 BLEND = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "blend"
@@ -48,7 +48,8 @@ def test_metrics_with_a_scripted_model(blend_path):
     def answer(messages):
         return "rice" if "China" in messages[-1]["content"] else "no idea"
 
-    items, metrics = evaluate_blend(ScriptedEngine(fn=answer), blend_path, ["China", "UK"], limit=20, progress=False)
+    result = Blend(blend_path, {"CHN": "China", "GBR": "UK"}, limit=20).run(ScriptedEngine(fn=answer), progress=False)
+    items, metrics = result.items, result.metrics
     assert metrics["per_region"]["UK"]["accuracy"] == 0.0
     china = [i for i in items if i.region == "China"]
     assert metrics["per_region"]["China"]["accuracy"] == pytest.approx(sum(i.correct for i in china) / len(china))
@@ -58,6 +59,7 @@ def test_metrics_with_a_scripted_model(blend_path):
 
 @pytest.mark.slow
 def test_real_model_answers(engine, blend_path):
-    items, metrics = evaluate_blend(engine, blend_path, ["US", "Spain"], limit=3, progress=False)
+    result = Blend(blend_path, {"USA": "US", "ESP": "Spain"}, limit=3).run(engine, progress=False)
+    items, metrics = result.items, result.metrics
     assert len(items) == 6 and all(i.answer for i in items)
     assert 0 <= metrics["overall"]["accuracy"] <= 1

@@ -16,7 +16,8 @@ from scipy.stats import false_discovery_control
 from culturealign.errors import UserError
 from culturealign.evaluate import metrics as M
 from culturealign.evaluate.compare_runs import COMPARED_METRICS, compare_runs, find_eval, format_comparison
-from culturealign.evaluate.wvs import WVSItem, WVSResult, save_result, summarize
+from culturealign.evaluate.base import EvalResult
+from culturealign.evaluate.wvs import WVSItem, summarize
 from culturealign.runs import read_jsonl, write_json, write_jsonl
 
 
@@ -26,7 +27,7 @@ def item(culture: str, qid: str, jsd: float, choice: int, majority: int, k: int 
 
 
 def write_eval(run: Path, items: list[WVSItem], name: str = "wvs-after") -> Path:
-    save_result(WVSResult("aware", items, summarize(items)), run / "eval" / name)
+    EvalResult("wvs", items, {"mode": "aware", **summarize(items)}).save(run / "eval" / name)
     return run
 
 

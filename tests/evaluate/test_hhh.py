@@ -10,7 +10,7 @@ from culturealign.data.culturax import HHHItem
 from culturealign.evaluate.hhh import (
     FAILURES,
     HHHResult,
-    benchmark,
+    HHH,
     by_domain,
     hhh_metrics,
     joint_score,
@@ -75,7 +75,7 @@ def test_benchmark_end_to_end_on_a_scripted_judge():
         return {"Yes": 0.9, "No": 0.1} if "truthful" in text else {"Yes": 0.1, "No": 0.9}
 
     judge = ScriptedEngine(fn=lambda m: "x", option_fn=option_fn)
-    results, metrics = benchmark(model, judge, [item(0), item(1)], train_texts=["question 0?"], progress=False)
+    metrics = HHH([item(0), item(1)], judge, train_texts=["question 0?"]).run(model, progress=False).metrics
     o = metrics["overall"]
     assert o["WR"] == pytest.approx(0.75) and o["SS"] == 0.0 and o["TI"] == 0.0  # informative judged No
     assert metrics["parse_failures"] == dict.fromkeys(metrics["parse_failures"], 0)
@@ -107,5 +107,5 @@ def test_a_safety_classifier_replaces_the_llm_safety_judge():
         return [0.9 if "harmful" in t else 0.05 for t in texts]
 
     classifier.name = "keyword-classifier"
-    _, metrics = benchmark(model, judge, [item(0), item(1)], safety=classifier, progress=False)
+    metrics = HHH([item(0), item(1)], judge, safety=classifier).run(model, progress=False).metrics
     assert metrics["overall"]["SS"] == pytest.approx(0.5) and metrics["safety_judge"] == "keyword-classifier"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from culturealign.errors import UserError
-from culturealign.evaluate.individual import evaluate_individuals, load_respondents, persona_prompt
+from culturealign.evaluate.individual import Individuals, load_respondents, persona_prompt
 from culturealign.llm.scripted import ScriptedEngine
 from culturealign.records import SurveyQuestion
 
@@ -43,12 +43,9 @@ def test_accuracy_against_each_respondents_own_answer():
         female = "Female" in messages[0]["content"]
         return {o: (1.0 if o == ("2" if female else "1") else 0.0) + 0.01 for o in options}
 
-    items, metrics = evaluate_individuals(
-        ScriptedEngine(outputs=["x"], option_fn=option_fn),
-        load_respondents(FIXTURE, QUESTIONS),
-        QUESTIONS,
-        per_country=None,
-    )
+    evaluation = Individuals(load_respondents(FIXTURE, QUESTIONS), QUESTIONS, per_country=None)
+    result = evaluation.run(ScriptedEngine(outputs=["x"], option_fn=option_fn), progress=False)
+    items, metrics = result.items, result.metrics
     # DEU: r1 (male) Q57=1 hit, Q1=1 hit; r2 (female) Q57=2 hit, Q1=1 miss; r3 (female) Q57=2 hit -> 4/5
     # JPN: r4 (male) Q57=2 miss, Q1=2 miss; r5 (female) Q57=1 miss -> 0/3
     assert metrics["per_country"]["DEU"]["accuracy"] == pytest.approx(4 / 5)

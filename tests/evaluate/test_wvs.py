@@ -7,7 +7,7 @@ import pytest
 from culturealign.cultures import parse_cultures
 from culturealign.data.survey import load_survey
 from culturealign.errors import UserError
-from culturealign.evaluate.wvs import evaluate_wvs, save_result
+from culturealign.evaluate.wvs import WVS
 from culturealign.llm.scripted import ScriptedEngine
 
 
@@ -15,7 +15,7 @@ def test_metrics_from_a_scripted_model(wvs_path):
     survey = load_survey(wvs_path)
     # always puts all mass on the first option
     eng = ScriptedEngine(option_fn=lambda m, opts: {opts[0]: 1.0})
-    result = evaluate_wvs(eng, survey, parse_cultures("DEU,CHN"), "aware", limit=10, progress=False)
+    result = WVS(survey, parse_cultures("DEU,CHN"), "aware", limit=10).run(eng, progress=False)
     assert result.metrics["per_culture"]["DEU"]["n_questions"] == 10
     item = result.items[0]
     assert item.choice == next(iter(item.model))
@@ -31,7 +31,7 @@ def test_unaware_prompts_are_asked_once(wvs_path, tmp_path):
 
     survey = load_survey(wvs_path)
     eng = ScriptedEngine(cache=CallCache(tmp_path / "c.sqlite"))
-    evaluate_wvs(eng, survey, parse_cultures("DEU,CHN"), "unaware", topics=["Security"], progress=False)
+    WVS(survey, parse_cultures("DEU,CHN"), "unaware", topics=["Security"]).run(eng, progress=False)
     asked = {json.dumps(m) for m in eng.seen}
     assert len(asked) == len(eng.seen)  # each unaware prompt reached the model once
 
@@ -40,20 +40,20 @@ def test_unknown_topic_and_culture_fail_clearly(wvs_path):
     survey = load_survey(wvs_path)
     eng = ScriptedEngine()
     with pytest.raises(UserError, match="unknown topics"):
-        evaluate_wvs(eng, survey, parse_cultures("DEU"), topics=["Astrology"], progress=False)
+        WVS(survey, parse_cultures("DEU"), topics=["Astrology"]).run(eng, progress=False)
     with pytest.raises(UserError, match="no answers for"):
-        evaluate_wvs(eng, survey, parse_cultures("JPN"), progress=False)
+        WVS(survey, parse_cultures("JPN")).run(eng, progress=False)
 
 
 @pytest.mark.slow
 def test_real_model_two_cultures(engine, wvs_path, tmp_path):
     survey = load_survey(wvs_path)
-    result = evaluate_wvs(engine, survey, parse_cultures("DEU,NGA"), "cross-culture", limit=6, progress=False)
+    result = WVS(survey, parse_cultures("DEU,NGA"), "cross-culture", limit=6).run(engine, progress=False)
     assert {i.culture for i in result.items} == {"DEU", "NGA"}
     for name in ("culturespa", "one_minus_jsd", "accuracy"):
         assert 0 <= result.metrics["overall"][name] <= 1
     assert all(0 < i.mass <= 1 for i in result.items)
-    save_result(result, tmp_path / "eval")
+    result.save(tmp_path / "eval")
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["mode"] == "cross-culture"
     assert len((tmp_path / "eval" / "items.jsonl").read_text().splitlines()) == 12
@@ -62,7 +62,7 @@ def test_real_model_two_cultures(engine, wvs_path, tmp_path):
 def test_icl_examples_are_other_questions_of_the_culture(wvs_path):
     survey = load_survey(wvs_path)
     eng = ScriptedEngine()
-    evaluate_wvs(eng, survey, parse_cultures("DEU"), "aware", limit=5, progress=False, icl=3)
+    WVS(survey, parse_cultures("DEU"), "aware", limit=5, icl=3).run(eng, progress=False)
     assert len(eng.seen) == 5
     for messages in eng.seen:
         assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * 3 + ["user"]
@@ -78,7 +78,7 @@ def test_globalopinionqa_feeds_the_same_metrics():
     goqa = Path(__file__).resolve().parents[1] / "fixtures" / "goqa_small.csv"
     survey = load_survey(goqa)
     eng = ScriptedEngine(option_fn=lambda m, opts: {opts[0]: 1.0})  # always the first option ("1")
-    result = evaluate_wvs(eng, survey, parse_cultures("DEU,JPN"), "aware", progress=False)
+    result = WVS(survey, parse_cultures("DEU,JPN"), "aware").run(eng, progress=False)
     deu = result.metrics["per_culture"]["DEU"]
     assert deu["n_questions"] == 2
     # DEU majorities: "No" (code 2) of 2 options, "Some"/"Not at all" tie -> first, code 2 of 3 options
@@ -102,7 +102,7 @@ def test_relations_end_to_end_on_the_real_model(wvs_path, tmp_path):
 def test_uniform_reference_is_reported(wvs_path):
     survey = load_survey(wvs_path)
     eng = ScriptedEngine()  # uniform option scores
-    result = evaluate_wvs(eng, survey, parse_cultures("DEU"), "aware", limit=8, progress=False)
+    result = WVS(survey, parse_cultures("DEU"), "aware", limit=8).run(eng, progress=False)
     deu = result.metrics["per_culture"]["DEU"]
     assert deu["one_minus_jsd_uniform"] == pytest.approx(deu["one_minus_jsd"])
 

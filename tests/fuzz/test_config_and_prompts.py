@@ -447,13 +447,13 @@ def test_alignculture_prompts_hold_user_text_once_formatted(guarded, text):
 def test_blend_prompt_holds_user_text_once_formatted(guarded, text, tmp_path_factory):
     import json
 
-    from culturealign.evaluate.blend import evaluate_blend
+    from culturealign.evaluate.blend import Blend
 
     folder = tmp_path_factory.mktemp("blend")
     row = {"id": "1", "country": "UK", "question": text, "answers": [{"answers": ["tea"], "count": 1}]}
     (folder / "UK.jsonl").write_text(json.dumps(row, ensure_ascii=False), "utf-8")
     engine = ScriptedEngine(fn=lambda m: text)
-    items, _ = evaluate_blend(engine, folder, ["UK"], progress=False)
+    items = Blend(folder, {"GBR": "UK"}).run(engine, progress=False).items
     assert len(items) == 1 and text in engine.seen[0][0]["content"]
 
 

@@ -49,7 +49,8 @@ def test_clca_end_to_end_and_resumes(tmp_path, wvs_path):
     assert all("hierarchy" in c["scenario"]["agents"][0]["profile"] for c in play)  # Hofstede in the profile
     comparison = json.loads((out / "eval" / "comparison.json").read_text())
     assert comparison["trained"] and set(comparison["divergence"]) == {"before", "after"}
-    assert comparison["individual"]["before"]["n_items"] > 0
+    assert 0 <= comparison["individual"]["overall"]["accuracy"]["before"] <= 1
+    assert set(comparison["individual"]) == {"DEU", "CHN", "overall"}  # per country, then overall
     views = (out / "train" / "data" / "joint.jsonl").read_text().splitlines()
     assert {json.loads(v)["view"] for v in views} <= {"speaker", "intent"}
     data = json.loads((out / "eval" / "clca-data" / "metrics.json").read_text())

@@ -7,14 +7,14 @@ import math
 import pytest
 
 from culturealign.errors import UserError
-from culturealign.evaluate.wvs import WVSResult
+from culturealign.evaluate.base import EvalResult
 from culturealign.recipes.surveyfit import _folders, seed_spread
 from culturealign.runs.store import check_fingerprint
 
 
-def _result(jsd: float) -> WVSResult:
+def _result(jsd: float) -> EvalResult:
     overall = {"culturespa": 0.5, "one_minus_jsd": jsd, "accuracy": 0.3, "wasserstein": 0.2, "discrimination": 0.0}
-    return WVSResult("aware", [], {"overall": overall})
+    return EvalResult("wvs", [], {"overall": overall})
 
 
 def test_seed_spread_reports_each_seeds_gain_and_their_spread():

@@ -41,11 +41,12 @@ def test_an_unknown_recipe_names_the_known_ones():
 def test_a_comparison_prints_through_the_shared_show():
     import json
 
-    from culturealign.evaluate.before_after import before_after
+    from culturealign.evaluate.base import before_after_table
+    from culturealign.evaluate.wvs import WVS
     from culturealign.recipes.common import show_comparison
     from culturealign.runs.store import strict
 
-    wvs = before_after({"overall": {"one_minus_jsd": 0.5}, "per_culture": {}}, None)
+    wvs = before_after_table(WVS, {"overall": {"one_minus_jsd": 0.5}, "per_culture": {}}, None)
     result = {
         "trained": False,
         "examples": 2,

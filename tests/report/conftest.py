@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from culturealign.evaluate import metrics as M
-from culturealign.evaluate.wvs import WVSItem, WVSResult, save_result, summarize
+from culturealign.evaluate.base import EvalResult
+from culturealign.evaluate.wvs import WVSItem, summarize
 from culturealign.runs import atomic_write_text, write_json, write_jsonl
 
 CULTURES = ("DEU", "CHN", "NGA")
@@ -51,7 +52,7 @@ def wvs_items(rng: np.random.Generator, skill: float, n_per_topic: int = 4) -> l
 
 
 def _save_wvs(folder: Path, items: list[WVSItem]) -> None:
-    save_result(WVSResult("aware", items, summarize(items)), folder)
+    EvalResult("wvs", items, {"mode": "aware", **summarize(items)}).save(folder)
 
 
 def build_run(root: Path, full: bool = True, seed: int = 0) -> Path:

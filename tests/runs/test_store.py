@@ -31,14 +31,14 @@ def test_result_files_are_strict_json_with_null_for_undefined_numbers(tmp_path):
 def test_a_single_culture_wvs_evaluation_writes_strict_metrics(tmp_path):
     from culturealign.cultures import get_culture
     from culturealign.data.survey import load_survey
-    from culturealign.evaluate.wvs import evaluate_wvs, save_result
+    from culturealign.evaluate.wvs import WVS
     from culturealign.llm.scripted import ScriptedEngine
     from tests.conftest import ROOT
 
     survey = load_survey(ROOT / "tests" / "fixtures" / "wvs_small")
-    result = evaluate_wvs(ScriptedEngine(), survey, [get_culture("DEU")], "aware", None, None, False)
+    result = WVS(survey, [get_culture("DEU")], "aware", None, None).run(ScriptedEngine(), progress=False)
     assert math.isnan(result.metrics["overall"]["discrimination"])  # undefined over one culture
-    save_result(result, tmp_path / "eval")
+    result.save(tmp_path / "eval")
     metrics = _strict_load((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["overall"]["discrimination"] is None
 

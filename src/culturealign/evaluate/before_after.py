@@ -1,57 +1,97 @@
-"""Before/after tables of WVS metrics (per culture and overall)."""
+"""Any list of evaluations on the student before tuning and with its adapter(s): the one before/after loop.
+
+The student is built through the one engine factory on the run's cache (so ``cost.json`` counts its calls),
+loaded once per adapter, given every evaluation, and freed before the next adapter is loaded. With one adapter per
+culture (``mode="specific"``), each culture's items are scored by its own adapter and put back together.
+"""
 
 from __future__ import annotations
 
-import math
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from culturealign.evaluate.wvs import METRIC_NAMES
+from culturealign.evaluate.base import EvalResult, Evaluation, before_after_table
+from culturealign.llm.base import Engine
+from culturealign.llm.spec import EngineSpec
+from culturealign.runs import RunFolder
 
-BEFORE_AFTER_METRICS = (*METRIC_NAMES, "discrimination")
+log = logging.getLogger(__name__)
 
 
-def before_after(before: dict[str, Any], after: dict[str, Any] | None) -> dict[str, Any]:
-    """``{scope: {metric: {before, after, diff}}}`` for each culture and ``overall``; after may be missing."""
-    out: dict[str, Any] = {}
-    scopes = [*before["per_culture"], "overall"]
-    for scope in scopes:
-        b = before["overall"] if scope == "overall" else before["per_culture"][scope]
-        a = None
-        if after is not None:
-            a = after["overall"] if scope == "overall" else after["per_culture"].get(scope)
-        row = {}
-        for m in BEFORE_AFTER_METRICS:
-            bv = b.get(m, math.nan)
-            av = a.get(m, math.nan) if a else math.nan
-            row[m] = {"before": bv, "after": av, "diff": av - bv}
-        # SubPOP's figure: the share of the distance to a perfect 1-JSD that tuning closed
-        j = row["one_minus_jsd"]
-        j["gap_closed"] = j["diff"] / (1 - j["before"]) if j["before"] < 1 else math.nan
-        out[scope] = row
+def adapter_for(adapters: dict[str, Path], culture: str, mode: str) -> Path | None:
+    """The adapter that serves ``culture``: the joint one, or the culture's own (named ``<variant>-<CODE>``)."""
+    if not adapters:
+        return None
+    if mode == "joint":
+        return next(iter(adapters.values()))
+    return next((p for n, p in adapters.items() if n.endswith(f"-{culture}")), None)
+
+
+def student_engine(run: RunFolder, student: dict, adapter: Path | None, engines: list | None) -> Engine:
+    """The student model (with an adapter or none) on the run's cache; remembered in ``engines`` for cost.json."""
+    spec = EngineSpec.from_section(student, "student", adapter=str(adapter) if adapter else None)
+    engine = spec.build(run.cache)
+    if engines is not None:
+        engines.append(engine)
+    return engine
+
+
+def evaluate_on(
+    run: RunFolder,
+    student: dict,
+    evaluations: Sequence[Evaluation],
+    adapters: dict[str, Path] | None = None,
+    mode: str = "joint",
+    engines: list[Engine] | None = None,
+) -> dict[str, EvalResult]:
+    """Every evaluation on the student with no adapter, the joint adapter, or each culture's own adapter."""
+    if not adapters or mode == "joint":
+        engine = student_engine(run, student, adapter_for(adapters or {}, "", "joint"), engines)
+        out = {ev.name: ev.run(engine) for ev in evaluations}
+        engine.unload()  # one model copy per adapter would otherwise stay in memory until the run ends
+        return out
+    codes = sorted({c for ev in evaluations for c in ev.cultures()})
+    parts: dict[str, list[EvalResult]] = {ev.name: [] for ev in evaluations}
+    for code in codes:
+        adapter = adapter_for(adapters, code, mode)
+        if adapter is None:
+            log.warning("no adapter for %s (no kept pairs): evaluating the base model for it", code)
+        engine = student_engine(run, student, adapter, engines)
+        for ev in evaluations:
+            if code in ev.cultures():
+                parts[ev.name].append(ev.subset([code]).run(engine))
+        engine.unload()
+    return {ev.name: ev.combine(parts[ev.name]) for ev in evaluations}
+
+
+@dataclass
+class BeforeAfter:
+    """One evaluation before and after tuning (``after`` is None when nothing was trained) and their table."""
+
+    before: EvalResult
+    after: EvalResult | None
+    table: dict[str, Any]  # base.before_after_table: {group: {metric: {before, after, diff}}}
+
+
+def before_after(
+    run: RunFolder,
+    student: dict,
+    evaluations: Sequence[Evaluation],
+    adapters: dict[str, Path] | None,
+    mode: str = "joint",
+    engines: list[Engine] | None = None,
+) -> dict[str, BeforeAfter]:
+    """Evaluate before and (when adapters exist) after tuning; writes ``eval/<name>-before|after``."""
+    before = evaluate_on(run, student, evaluations, None, mode, engines)
+    after = evaluate_on(run, student, evaluations, adapters, mode, engines) if adapters else {}
+    out = {}
+    for ev in evaluations:
+        b, a = before[ev.name], after.get(ev.name)
+        b.save(run.eval_dir(f"{ev.name}-before"))
+        if a is not None:
+            a.save(run.eval_dir(f"{ev.name}-after"))
+        out[ev.name] = BeforeAfter(b, a, before_after_table(ev, b.metrics, a.metrics if a else None))
     return out
-
-
-def format_before_after(table: dict[str, Any], title: str = "WVS alignment before / after tuning") -> Any:
-    from rich.table import Table
-
-    t = Table(title=title)
-    t.add_column("culture")
-    for m in BEFORE_AFTER_METRICS:
-        t.add_column(f"{m}\nbefore → after (Δ)", justify="right")
-    t.add_column("1-JSD gap\nclosed", justify="right")
-    for scope, row in table.items():
-        cells = []
-        for m in BEFORE_AFTER_METRICS:
-            v = {k: _number(x) for k, x in row[m].items()}  # read back from strict JSON, undefined is null
-            if math.isnan(v["after"]):
-                cells.append(f"{v['before']:.3f}" if not math.isnan(v["before"]) else "-")
-            else:
-                cells.append(f"{v['before']:.3f} → {v['after']:.3f} ({v['diff']:+.3f})")
-        gap = _number(row["one_minus_jsd"].get("gap_closed"))
-        cells.append("-" if math.isnan(gap) else f"{gap:+.1%}")
-        t.add_row(scope, *cells)
-    return t
-
-
-def _number(x: Any) -> float:
-    return math.nan if x is None else float(x)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 from culturealign.data.blend import BlendQuestion, load_blend
+from culturealign.evaluate.base import EvalResult, Evaluation
 from culturealign.evaluate.metrics import mean
 from culturealign.llm.base import Engine, GenParams
 from culturealign.progress import progress_bar
@@ -67,45 +68,64 @@ class BlendItem:
     matched: str | None
 
 
-def evaluate_blend(
-    engine: Engine,
-    folder: str | Path,
-    regions: Sequence[str],
-    limit: int | None = None,
-    max_tokens: int = 16,
-    seed: int = 0,
-    progress: bool = True,
-) -> tuple[list[BlendItem], dict[str, Any]]:
-    """Answer and score BLEnD questions per region; metrics per region and overall (mean over regions)."""
-    skipped: Counter = Counter()
-    questions: list[BlendQuestion] = []
-    for region in regions:
-        qs = load_blend(folder, region, skipped)
-        if limit is not None and limit < len(qs):
-            qs = sorted(random.Random(seed).sample(qs, limit), key=lambda q: q.id)
-        questions += qs
-    prompts = [[{"role": "user", "content": PROMPT.format(question=q.question)}] for q in questions]
-    with progress_bar("BLEnD", len(prompts), progress) as advance:
-        replies = engine.generate(prompts, GenParams(temperature=0.0, max_tokens=max_tokens, seed=seed), advance)
-    items = []
-    for q, (reply,) in zip(questions, replies, strict=True):
-        answer = reply.strip().split("\n")[0]
-        correct, weighted, matched = score_answer(answer, q)
-        items.append(BlendItem(q.region, q.id, q.question, answer, correct, weighted, matched))
-    per_region = {
-        r: {
-            "accuracy": mean([float(i.correct) for i in items if i.region == r]),
-            "weighted_accuracy": mean([i.weighted for i in items if i.region == r]),
-            "n_questions": sum(i.region == r for i in items),
+@dataclass
+class Blend(Evaluation):
+    """Answer and score BLEnD questions per region; metrics per region and overall (mean over regions).
+
+    ``regions`` maps a culture code to its BLEnD region, so that one adapter per culture answers its region.
+    """
+
+    name: ClassVar[str] = "blend"
+    title: ClassVar[str] = "BLEnD accuracy"
+    metrics: ClassVar[tuple[str, ...]] = ("accuracy", "weighted_accuracy")
+    scope: ClassVar[str] = "per_region"
+
+    folder: str | Path
+    regions: dict[str, str]
+    limit: int | None = None
+    max_tokens: int = 16
+    seed: int = 0
+
+    def cultures(self) -> list[str]:
+        return list(self.regions)
+
+    def subset(self, codes: Sequence[str]) -> Blend:
+        return replace(self, regions={c: r for c, r in self.regions.items() if c in codes})
+
+    def combine(self, results: Sequence[EvalResult]) -> EvalResult:
+        skipped: Counter = Counter()
+        for r in results:
+            skipped.update(r.metrics["skipped"])
+        return self.result([it for r in results for it in r.items], skipped)
+
+    def result(self, items: list[BlendItem], skipped: Counter) -> EvalResult:
+        per_region = {
+            r: {
+                "accuracy": mean([float(i.correct) for i in items if i.region == r]),
+                "weighted_accuracy": mean([i.weighted for i in items if i.region == r]),
+                "n_questions": sum(i.region == r for i in items),
+            }
+            for r in self.regions.values()
         }
-        for r in regions
-    }
-    overall = {m: mean([v[m] for v in per_region.values()]) for m in ("accuracy", "weighted_accuracy")}
-    return items, {"overall": {**overall, "n_items": len(items)}, "per_region": per_region, "skipped": dict(skipped)}
+        overall = {m: mean([v[m] for v in per_region.values()]) for m in self.metrics}
+        metrics = {"overall": {**overall, "n_items": len(items)}, "per_region": per_region, "skipped": dict(skipped)}
+        return EvalResult(self.name, items, metrics)
 
-
-def save_blend(items: list[BlendItem], metrics: dict[str, Any], folder: Path) -> None:
-    from culturealign.runs import write_json, write_jsonl
-
-    write_jsonl(folder / "items.jsonl", (asdict(i) for i in items))
-    write_json(folder / "metrics.json", metrics)
+    def run(self, engine: Engine, progress: bool = True) -> EvalResult:
+        skipped: Counter = Counter()
+        questions: list[BlendQuestion] = []
+        for region in self.regions.values():
+            qs = load_blend(self.folder, region, skipped)
+            if self.limit is not None and self.limit < len(qs):
+                qs = sorted(random.Random(self.seed).sample(qs, self.limit), key=lambda q: q.id)
+            questions += qs
+        prompts = [[{"role": "user", "content": PROMPT.format(question=q.question)}] for q in questions]
+        params = GenParams(temperature=0.0, max_tokens=self.max_tokens, seed=self.seed)
+        with progress_bar("BLEnD", len(prompts), progress) as advance:
+            replies = engine.generate(prompts, params, advance)
+        items = []
+        for q, (reply,) in zip(questions, replies, strict=True):
+            answer = reply.strip().split("\n")[0]
+            correct, weighted, matched = score_answer(answer, q)
+            items.append(BlendItem(q.region, q.id, q.question, answer, correct, weighted, matched))
+        return self.result(items, skipped)

@@ -25,12 +25,12 @@ import resource
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from culturealign.data.culturax import HHHItem
 from culturealign.errors import UserError
+from culturealign.evaluate.base import EvalResult, Evaluation
 from culturealign.llm.base import Engine, GenParams, OptionScores
 from culturealign.progress import progress_bar
 from culturealign.prompting import hhh_prompts
@@ -218,76 +218,61 @@ def judge_all(
     return results, failures
 
 
-def benchmark(
-    model: Engine,
-    judge: Engine,
-    items: Sequence[HHHItem],
-    max_tokens: int = 256,
-    min_mass: float = 0.01,
-    train_texts: Sequence[str] | None = None,
-    threshold: int = 10,
-    progress: bool = True,
-    safety: SafetyClassifier | None = None,
-) -> tuple[list[HHHResult], dict[str, Any]]:
+@dataclass
+class HHH(Evaluation):
     """The whole benchmark: answers, judges, metrics overall and per UNESCO domain, efficiency, leakage.
 
-    ``safety`` (optional) replaces the LLM judge's "unsafe" verdict with a classifier's P(unsafe) per answer.
+    ``judge`` is the engine that grades (the model under test is the one ``run`` gets); ``safety`` (optional)
+    replaces the LLM judge's "unsafe" verdict with a classifier's P(unsafe) per answer; ``notes`` are kept in
+    the metrics as they are (what the data loader skipped).
     """
-    answers, efficiency = answer_all(model, items, max_tokens, progress)
-    results, failures = judge_all(judge, items, answers, min_mass, progress)
-    if safety is not None:
-        for r, p in zip(results, safety([f"{r.question}\n{r.answer}" for r in results]), strict=True):
-            r.verdicts["unsafe"] = p
-        failures["unsafe"] = 0
-    metrics = {
-        "safety_judge": getattr(safety, "name", "classifier") if safety is not None else "llm",
-        "judge_prompts_version": hhh_prompts()["version"],
-        "overall": hhh_metrics(results),
-        "per_domain": by_domain(results),
-        "parse_failures": failures,
-        "efficiency": efficiency,
-    }
-    if train_texts is not None:  # the SimHash functions live with the dedup step; imported only when asked
-        from culturealign.simhash import leakage_rate, simhash
 
-        metrics["leakage"] = {
-            "threshold": threshold,
-            "rate": leakage_rate(simhash(list(train_texts)), simhash([it.question for it in items]), threshold),
-        }
-    return results, metrics
+    name: ClassVar[str] = "hhh"
+    title: ClassVar[str] = "HHH benchmark"
+    metrics: ClassVar[tuple[str, ...]] = ("WR", "SS", "TI", "Avg")
+    scope: ClassVar[str] = "per_domain"
+    extra_columns: ClassVar[tuple[str, ...]] = tuple(f"failure_rates.{f}" for f in FAILURES)
 
+    items: Sequence[HHHItem]
+    judge: Engine
+    max_tokens: int = 256
+    min_mass: float = 0.01
+    train_texts: Sequence[str] | None = None
+    threshold: int = 10
+    safety: SafetyClassifier | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
 
-def save_hhh(results: Sequence[HHHResult], metrics: dict[str, Any], folder: Path) -> None:
-    from culturealign.runs import write_json, write_jsonl
-
-    write_jsonl(folder / "items.jsonl", (asdict(r) for r in results))
-    write_json(folder / "metrics.json", metrics)
-
-
-def format_table(metrics: dict[str, Any], title: str = "HHH benchmark") -> Any:
-    """A rich table: overall and per-domain WR, SS, TI, Avg and failure rates."""
-    from rich.table import Table
-
-    table = Table(title=title)
-    for col in ("domain", "n", "WR", "SS", "TI", "Avg", *FAILURES):
-        table.add_column(col, justify="left" if col == "domain" else "right")
-    rows = [("overall", metrics["overall"]), *metrics["per_domain"].items()]
-    for name, m in rows:
-        table.add_row(
-            name,
-            str(m["n"]),
-            *(_fmt(m[k]) for k in ("WR", "SS", "TI", "Avg")),
-            *(_fmt(m["failure_rates"][f]) for f in FAILURES),
+    @staticmethod
+    def caption(metrics: dict[str, Any]) -> str:
+        e = metrics["efficiency"]
+        failed = sum(metrics["parse_failures"].values())
+        return (
+            f"judge prompts v{metrics['judge_prompts_version']}; parse failures {failed}; latency "
+            f"{e['latency_per_answer_s']} s/answer, {e['tokens_per_second']} tok/s, peak {e['peak_memory_mib']} MiB"
+            + (f"; leakage {metrics['leakage']['rate']:.3f}" if "leakage" in metrics else "")
         )
-    e = metrics["efficiency"]
-    failed = sum(metrics["parse_failures"].values())
-    table.caption = (
-        f"judge prompts v{metrics['judge_prompts_version']}; parse failures {failed}; latency "
-        f"{e['latency_per_answer_s']} s/answer, {e['tokens_per_second']} tok/s, peak {e['peak_memory_mib']} MiB"
-        + (f"; leakage {metrics['leakage']['rate']:.3f}" if "leakage" in metrics else "")
-    )
-    return table
 
+    def run(self, engine: Engine, progress: bool = True) -> EvalResult:
+        answers, efficiency = answer_all(engine, self.items, self.max_tokens, progress)
+        results, failures = judge_all(self.judge, self.items, answers, self.min_mass, progress)
+        if self.safety is not None:
+            for r, p in zip(results, self.safety([f"{r.question}\n{r.answer}" for r in results]), strict=True):
+                r.verdicts["unsafe"] = p
+            failures["unsafe"] = 0
+        metrics = {
+            "safety_judge": getattr(self.safety, "name", "classifier") if self.safety is not None else "llm",
+            "judge_prompts_version": hhh_prompts()["version"],
+            "overall": hhh_metrics(results),
+            "per_domain": by_domain(results),
+            "parse_failures": failures,
+            "efficiency": efficiency,
+        }
+        if self.train_texts is not None:  # the SimHash functions live with the dedup step; imported when asked
+            from culturealign.simhash import leakage_rate, simhash
 
-def _fmt(x: float) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+            questions = simhash([it.question for it in self.items])
+            metrics["leakage"] = {
+                "threshold": self.threshold,
+                "rate": leakage_rate(simhash(list(self.train_texts)), questions, self.threshold),
+            }
+        return EvalResult(self.name, results, {**metrics, **self.notes})

@@ -11,14 +11,15 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from culturealign.cultures import get_culture
 from culturealign.data.survey import respondent_rows
 from culturealign.errors import UserError
 from culturealign.evaluate import metrics as M
+from culturealign.evaluate.base import EvalResult, Evaluation
 from culturealign.llm.base import Engine
 from culturealign.progress import progress_bar
 from culturealign.prompting import survey_messages
@@ -87,59 +88,80 @@ def persona_prompt(respondent: Respondent, questions: dict[str, SurveyQuestion])
     )
 
 
-def evaluate_individuals(
-    engine: Engine,
-    respondents: Sequence[Respondent],
-    questions: dict[str, SurveyQuestion],
-    countries: Sequence[str] | None = None,
-    per_country: int | None = 50,
-    question_ids: Sequence[str] | None = None,
-    seed: int = 0,
-    progress: bool = True,
-) -> tuple[list[IndividualItem], dict[str, Any]]:
-    """Score every (respondent, answered non-demographic question) of a seeded sample of respondents."""
-    wanted = {c.upper() for c in countries} if countries else None
-    by_country: dict[str, list[Respondent]] = defaultdict(list)
-    for r in respondents:
-        if wanted is None or r.country in wanted:
-            by_country[r.country].append(r)
-    if not by_country:
-        raise UserError(f"no respondents from {sorted(wanted or [])} in the file")
-    rng = random.Random(seed)
-    sample = []
-    for country in sorted(by_country):
-        group = by_country[country]
-        sample += group if per_country is None or len(group) <= per_country else rng.sample(group, per_country)
-    asked = set(question_ids) if question_ids else None
-    jobs = []
-    for r in sample:
-        system = persona_prompt(r, questions)
-        for qid, code in r.answers.items():
-            q = questions[qid]
-            if qid in DEMOGRAPHICS or q.topic == "Demographics" or (asked and qid not in asked):
-                continue
-            jobs.append((r, q, code, survey_messages(q, system)))
-    if not jobs:
-        raise UserError("the sampled respondents answered none of the questions asked")
-    with progress_bar("WVS individuals", len(jobs), progress) as advance:
-        scores = engine.score_options([j[3] for j in jobs], [j[1].codes for j in jobs], advance)
-    # the majority answer of the sampled respondents of the same country: what a country-level model could do
-    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for r, q, code, _ in jobs:
-        counts[(r.country, q.id)][code] += 1
-    items = [
-        IndividualItem(
-            r.id,
-            r.country,
-            q.id,
-            code,
-            s.choice,
-            s.probs[code],
-            max(counts[(r.country, q.id)].items(), key=_by_count)[0],
-        )
-        for (r, q, code, _), s in zip(jobs, scores, strict=True)
-    ]
-    return items, summarize_individuals(items)
+@dataclass
+class Individuals(Evaluation):
+    """Score every (respondent, answered non-demographic question) of a seeded sample of respondents per country.
+
+    The sample is seeded per country, so a country's respondents are the same whether it is scored alone (with
+    its own adapter) or with the others.
+    """
+
+    name: ClassVar[str] = "individual"
+    title: ClassVar[str] = "individual-level accuracy (majority_accuracy: answering with the country's majority)"
+    metrics: ClassVar[tuple[str, ...]] = ("accuracy", "mean_p_answer", "majority_accuracy")
+    scope: ClassVar[str] = "per_country"
+
+    respondents: Sequence[Respondent]
+    questions: dict[str, SurveyQuestion]
+    countries: Sequence[str] | None = None
+    per_country: int | None = 50
+    question_ids: Sequence[str] | None = None
+    seed: int = 0
+
+    def cultures(self) -> list[str]:
+        return sorted({c.upper() for c in self.countries} if self.countries else {r.country for r in self.respondents})
+
+    def subset(self, codes: Sequence[str]) -> Individuals:
+        return replace(self, countries=list(codes))
+
+    def combine(self, results: Sequence[EvalResult]) -> EvalResult:
+        items = [it for r in results for it in r.items]
+        return EvalResult(self.name, items, summarize_individuals(items))
+
+    def run(self, engine: Engine, progress: bool = True) -> EvalResult:
+        wanted = set(self.cultures())
+        by_country: dict[str, list[Respondent]] = defaultdict(list)
+        for r in self.respondents:
+            if r.country in wanted:
+                by_country[r.country].append(r)
+        if not by_country:
+            raise UserError(f"no respondents from {sorted(wanted)} in the file")
+        sample = []
+        for country in sorted(by_country):
+            group, n = by_country[country], self.per_country
+            sample += (
+                group if n is None or len(group) <= n else random.Random(f"{self.seed}:{country}").sample(group, n)
+            )
+        asked = set(self.question_ids) if self.question_ids else None
+        jobs = []
+        for r in sample:
+            system = persona_prompt(r, self.questions)
+            for qid, code in r.answers.items():
+                q = self.questions[qid]
+                if qid in DEMOGRAPHICS or q.topic == "Demographics" or (asked and qid not in asked):
+                    continue
+                jobs.append((r, q, code, survey_messages(q, system)))
+        if not jobs:
+            raise UserError("the sampled respondents answered none of the questions asked")
+        with progress_bar("WVS individuals", len(jobs), progress) as advance:
+            scores = engine.score_options([j[3] for j in jobs], [j[1].codes for j in jobs], advance)
+        # the majority answer of the sampled respondents of the same country: what a country-level model could do
+        counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for r, q, code, _ in jobs:
+            counts[(r.country, q.id)][code] += 1
+        items = [
+            IndividualItem(
+                r.id,
+                r.country,
+                q.id,
+                code,
+                s.choice,
+                s.probs[code],
+                max(counts[(r.country, q.id)].items(), key=_by_count)[0],
+            )
+            for (r, q, code, _), s in zip(jobs, scores, strict=True)
+        ]
+        return EvalResult(self.name, items, summarize_individuals(items))
 
 
 def _by_count(kv: tuple[str, int]) -> int:
@@ -167,10 +189,3 @@ def summarize_individuals(items: Sequence[IndividualItem]) -> dict[str, Any]:
     }
     overall["n_items"] = len(items)
     return {"overall": overall, "per_country": per_country}
-
-
-def save_individuals(items: Sequence[IndividualItem], metrics: dict[str, Any], folder: Path) -> None:
-    from culturealign.runs import write_json, write_jsonl
-
-    write_jsonl(folder / "items.jsonl", (asdict(i) for i in items))
-    write_json(folder / "metrics.json", metrics)

@@ -8,18 +8,17 @@ failed to parse (a pitfall of the paper's scripts); the count of questions is re
 
 from __future__ import annotations
 
-import math
 import random
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 from culturealign.cultures import Culture, load_similarity
 from culturealign.data.survey import Survey
 from culturealign.errors import UserError
 from culturealign.evaluate import metrics as M
+from culturealign.evaluate.base import EvalResult, Evaluation, fmt
 from culturealign.llm.base import Engine
 from culturealign.progress import progress_bar
 from culturealign.prompting import persona_system, survey_messages
@@ -44,13 +43,6 @@ class WVSItem:
     one_minus_jsd: float
     wasserstein: float | None
     cross_one_minus_jsd: float | None = None  # mean 1-JSD to the *other* evaluated cultures' people (see below)
-
-
-@dataclass
-class WVSResult:
-    mode: str
-    items: list[WVSItem]
-    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def select_questions(
@@ -169,51 +161,84 @@ def divergences(items: Sequence[WVSItem], eps: float = 1e-6) -> dict[str, Any]:
     return {"eps": eps, "overall": overall, "per_culture": per_culture}
 
 
-def evaluate_wvs(
-    engine: Engine,
-    survey: Survey,
-    cultures: Sequence[Culture],
-    mode: str = "aware",
-    topics: Sequence[str] | None = None,
-    limit: int | None = None,
-    progress: bool = True,
-    icl: int = 0,
-    seed: int = 0,
-) -> WVSResult:
-    """Score ``engine`` on the survey for each culture under one prompt mode (unaware, aware, cross-culture).
+@dataclass
+class WVS(Evaluation):
+    """Score an engine on the survey for each culture under one prompt mode (unaware, aware, cross-culture).
 
     ``icl > 0`` adds the self-alignment baseline: ``icl`` other survey questions of the same culture, answered
     with that culture's majority answer, shown as earlier chat turns (never the question being asked).
     """
-    missing = [c.code for c in cultures if c.code not in survey.distributions]
-    if missing:
-        raise UserError(f"the survey has no answers for {missing}: it covers {', '.join(survey.countries)}")
-    similarity = (
-        load_similarity(survey.similarity_path) if mode == "cross-culture" and survey.similarity_path else None
-    )
-    jobs: list[tuple[Culture, SurveyQuestion]] = []
-    prompts = []
-    for culture in cultures:
-        system = persona_system(culture, mode, similarity)
-        answered = survey.answered(culture.code)
-        for q in select_questions(survey, culture.code, topics, limit, seed):
-            jobs.append((culture, q))
-            messages = survey_messages(q, system)
-            if icl:
-                messages = _with_examples(messages, survey, culture.code, q, answered, icl, seed)
-            prompts.append(messages)
-    if not jobs:
-        raise UserError("no survey questions to ask: check --topics and --cultures")
-    with progress_bar(f"WVS ({mode})", len(jobs), progress) as advance:
-        scores = engine.score_options(prompts, [q.codes for _, q in jobs], progress=advance)
-    items = with_cross_culture(
-        [
-            score_item(c.code, q, s.probs, s.mass, survey.distributions[c.code][q.id])
-            for (c, q), s in zip(jobs, scores, strict=True)
-        ]
-    )
-    # what the loader left out of the survey, by reason: a figure is read with the data it stands on
-    return WVSResult(mode, items, {**summarize(items), **survey_accounts(survey)})
+
+    name: ClassVar[str] = "wvs"
+    title: ClassVar[str] = "WVS alignment"
+    metrics: ClassVar[tuple[str, ...]] = (*METRIC_NAMES, "discrimination")
+    scope: ClassVar[str] = "per_culture"
+    gap_metrics: ClassVar[tuple[str, ...]] = ("one_minus_jsd",)
+
+    survey: Survey
+    groups: Sequence[Culture]
+    mode: str = "aware"
+    topics: Sequence[str] | None = None
+    limit: int | None = None
+    icl: int = 0
+    seed: int = 0
+
+    extra_columns: ClassVar[tuple[str, ...]] = ("mass_on_options",)
+
+    @staticmethod
+    def caption(metrics: dict[str, Any]) -> str:
+        uniform = fmt(metrics["overall"].get("one_minus_jsd_uniform"))
+        return "\n".join(
+            x for x in (f"a uniform answer to every question would score 1-JSD {uniform}", skip_line(metrics)) if x
+        )
+
+    def cultures(self) -> list[str]:
+        return [c.code for c in self.groups]
+
+    def subset(self, codes: Sequence[str]) -> WVS:
+        return replace(self, groups=[c for c in self.groups if c.code in codes])
+
+    def combine(self, results: Sequence[EvalResult]) -> EvalResult:
+        # 1-JSD across cultures is recomputed: each culture was scored apart, often with its own adapter
+        return self.result(with_cross_culture([it for r in results for it in r.items]))
+
+    def result(self, items: list[WVSItem]) -> EvalResult:
+        # what the loader left out of the survey, by reason: a figure is read with the data it stands on
+        return EvalResult(self.name, items, {"mode": self.mode, **summarize(items), **survey_accounts(self.survey)})
+
+    def run(self, engine: Engine, progress: bool = True) -> EvalResult:
+        survey = self.survey
+        missing = [c.code for c in self.groups if c.code not in survey.distributions]
+        if missing:
+            raise UserError(f"the survey has no answers for {missing}: it covers {', '.join(survey.countries)}")
+        similarity = (
+            load_similarity(survey.similarity_path)
+            if self.mode == "cross-culture" and survey.similarity_path
+            else None
+        )
+        jobs: list[tuple[Culture, SurveyQuestion]] = []
+        prompts = []
+        for culture in self.groups:
+            system = persona_system(culture, self.mode, similarity)
+            answered = survey.answered(culture.code)
+            for q in select_questions(survey, culture.code, self.topics, self.limit, self.seed):
+                jobs.append((culture, q))
+                messages = survey_messages(q, system)
+                if self.icl:
+                    messages = _with_examples(messages, survey, culture.code, q, answered, self.icl, self.seed)
+                prompts.append(messages)
+        if not jobs:
+            raise UserError("no survey questions to ask: check --topics and --cultures")
+        with progress_bar(f"WVS ({self.mode})", len(jobs), progress) as advance:
+            scores = engine.score_options(prompts, [q.codes for _, q in jobs], progress=advance)
+        return self.result(
+            with_cross_culture(
+                [
+                    score_item(c.code, q, s.probs, s.mass, survey.distributions[c.code][q.id])
+                    for (c, q), s in zip(jobs, scores, strict=True)
+                ]
+            )
+        )
 
 
 def survey_accounts(survey: Survey) -> dict[str, Any]:
@@ -239,41 +264,3 @@ def _with_examples(messages, survey: Survey, culture: str, asked: SurveyQuestion
         turns += survey_messages(q, "")[1:]
         turns.append({"role": "assistant", "content": M.majority(survey.distributions[culture][q.id])})
     return [messages[0], *turns, *messages[1:]]
-
-
-def save_result(result: WVSResult, folder: Path) -> None:
-    """Write ``items.jsonl`` and ``metrics.json`` (the layout ``compare`` and the report read)."""
-    from culturealign.runs import write_json, write_jsonl
-
-    write_jsonl(folder / "items.jsonl", (asdict(i) for i in result.items))
-    write_json(folder / "metrics.json", {"mode": result.mode, **result.metrics})
-
-
-def format_table(metrics: dict[str, Any], title: str = "") -> Any:
-    """A rich table: one row per culture plus the overall mean."""
-    from rich.table import Table
-
-    table = Table(title=title or None)
-    for col in ("culture", "n", "CultureSPA", "1-JSD", "accuracy", "W1 (1-10)", "discrimination", "mass on options"):
-        table.add_column(col, justify="right" if col != "culture" else "left")
-    rows = list(metrics["per_culture"].items()) + [("overall", {**metrics["overall"], "n_questions": ""})]
-    for name, m in rows:
-        table.add_row(
-            name,
-            str(m["n_questions"]),
-            *(_fmt(m.get(k)) for k in (*METRIC_NAMES, "discrimination", "mass_on_options")),
-        )
-    table.caption = "\n".join(
-        line
-        for line in (
-            f"a uniform answer to every question would score 1-JSD "
-            f"{_fmt(metrics['overall'].get('one_minus_jsd_uniform'))}",
-            skip_line(metrics),
-        )
-        if line
-    )
-    return table
-
-
-def _fmt(x: float) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"

@@ -19,8 +19,8 @@ from culturealign.cultures import parse_cultures
 from culturealign.data.culturax import load_culturax
 from culturealign.data.unesco import load_taxonomy
 from culturealign.errors import UserError
-from culturealign.evaluate.adapters import student_engine
-from culturealign.evaluate.hhh import benchmark, save_hhh
+from culturealign.evaluate.before_after import before_after
+from culturealign.evaluate.hhh import HHH
 from culturealign.llm.spec import ENGINE_SECTION, EngineSpec
 from culturealign.prompting import hhh_prompts
 from culturealign.recipes.common import data_redo, engines_from, enough_to_train, recipe_run, record_cost
@@ -184,18 +184,21 @@ def run_alignculture(config: str | Path | None = None, overrides: Sequence[str] 
         if cfg["train"]["enabled"] and enough_to_train(train, cfg, "(train-split examples)"):
             adapters = train_variant(run.path, "hhh", train, cfg, "joint")
             comparison["trained"] = True
-        judge = steps[-1].critic
-        engines: list = []
         train_texts = [s.query.text for s in samples if s.query.split == "train"]
-        for when, adapter in (("before", None), ("after", next(iter(adapters.values()), None))):
-            if when == "after" and adapter is None:
-                continue
-            model = student_engine(run, cfg["student"], adapter, engines)
-            results, metrics = benchmark(model, judge, items, ev["max_tokens"], ev["min_mass"], train_texts)
-            metrics["data_skipped"] = dict(skipped)
-            save_hhh(results, metrics, run.eval_dir(f"hhh-{when}"))
-            model.unload()
-            comparison[f"hhh_{when}"] = metrics
+        hhh = HHH(
+            items,
+            steps[-1].critic,
+            ev["max_tokens"],
+            ev["min_mass"],
+            train_texts,
+            notes={"data_skipped": dict(skipped)},
+        )
+        engines: list = []
+        result = before_after(run, cfg["student"], [hhh], adapters, "joint", engines)["hhh"]
+        comparison["hhh_before"] = result.before.metrics
+        if result.after is not None:
+            comparison["hhh_after"] = result.after.metrics
+        comparison["hhh"] = result.table
         write_json(run.path / "eval" / "comparison.json", comparison)
         # the writer and the critic, as the last step holds them (the first has none when queries come from a file)
         record_cost(run, [steps[-1].generator, steps[-1].critic, *engines])
@@ -274,14 +277,16 @@ def eval_hhh(
         from culturealign.evaluate.hhh import HFSafetyClassifier
 
         safety = HFSafetyClassifier(safety_classifier) if safety_classifier else None
-        results, metrics = benchmark(tested, judge, items, max_tokens, train_texts=train_texts, safety=safety)
-        metrics["data_skipped"] = dict(skipped)
-        save_hhh(results, metrics, run.eval_dir("hhh"))
+        hhh = HHH(
+            items, judge, max_tokens, train_texts=train_texts, safety=safety, notes={"data_skipped": dict(skipped)}
+        )
+        result = hhh.run(tested)
+        result.save(run.eval_dir("hhh"))
         record_cost(run, [tested] if judge is tested else [tested, judge])
         from culturealign.runs.store import write_cost_seconds
 
         write_cost_seconds(run.path, time.time() - start)
-    return metrics
+    return result.metrics
 
 
 run = run_alignculture
@@ -290,7 +295,7 @@ ABLATIONS: tuple[str, ...] = ()
 
 def show(result: dict[str, Any]) -> list[Any]:
     """The dataset's funnel line, then the HHH benchmark before (and after) tuning."""
-    from culturealign.evaluate.hhh import format_table
+    from culturealign.evaluate.base import format_metrics
 
     f = result["funnel"]
     out: list[Any] = [
@@ -300,5 +305,5 @@ def show(result: dict[str, Any]) -> list[Any]:
     ]
     for when in ("before", "after"):
         if f"hhh_{when}" in result:
-            out.append(format_table(result[f"hhh_{when}"], f"HHH benchmark, {when} tuning"))
+            out.append(format_metrics(HHH, result[f"hhh_{when}"], f"HHH benchmark, {when} tuning"))
     return out

@@ -18,6 +18,8 @@ from culturealign.cultures import Culture, get_culture, load_similarity, parse_c
 from culturealign.data.blend import region_for
 from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
+from culturealign.evaluate.base import Evaluation
+from culturealign.evaluate.blend import Blend
 from culturealign.llm.spec import ENGINE_SECTION
 from culturealign.recipes.common import (
     data_redo,
@@ -27,6 +29,7 @@ from culturealign.recipes.common import (
     show_comparison,
     train_and_evaluate,
     tune_and_compare,
+    wvs_evaluation,
 )
 from culturealign.records import ChatSample
 from culturealign.runs import RunFolder
@@ -126,14 +129,16 @@ def run_caredio(config: str | Path | None = None, overrides: Sequence[str] = (),
     with recipe_run(cfg, "caredio", STAGES, redo_from) as run:
         steps = data_steps(cfg, survey, cultures, run)
         samples = run_steps(steps, run.path, redo_from=data_redo(redo_from))
+        evaluations: list[Evaluation] = [wvs_evaluation(cfg, survey, cultures)]
+        if blend:
+            evaluations.append(Blend(cfg["blend"], blend, cfg["eval"]["blend_limit"]))
         return tune_and_compare(
             run,
             cfg,
             survey,
-            cultures,
+            evaluations,
             samples,
             [steps[0].engine],
-            blend,
             hint="Generate more queries (queries.per_topic) or lower responses.judge_threshold.",
         )
 
@@ -158,6 +163,7 @@ def ablate_selection(run_dir: str | Path) -> dict[str, Any]:
     pools = {c.code: [s for s in candidates if s.meta["culture"] == c.code] for c in cultures}
     embeddings = {code: embed([sample_text(s) for s in pool]) for code, pool in pools.items()}  # once per culture
     results: dict[str, Any] = {}
+    wvs = wvs_evaluation(cfg, survey, cultures)
     with RunFolder(run_dir) as run:
         engines: list = []
         for name, chosen in (("selected", selected), ("random", random_set)):
@@ -171,7 +177,7 @@ def ablate_selection(run_dir: str | Path) -> dict[str, Any]:
                 }
             out_dir = run.eval_dir("ablation-selection") / name
             after = train_and_evaluate(
-                run, cfg, survey, cultures, f"ablation-{name}", chosen, cfg["train"]["mode"], out_dir, engines
+                run, cfg, wvs, f"ablation-{name}", chosen, cfg["train"]["mode"], out_dir, engines
             )
             results[name] = {"per_culture": per_culture, "wvs_after": after.metrics["overall"]}
         write_json(run.eval_dir("ablation-selection") / "metrics.json", results)

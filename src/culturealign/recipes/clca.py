@@ -19,17 +19,17 @@ from culturealign.cultures import Culture, parse_cultures
 from culturealign.data.hofstede import load_hofstede
 from culturealign.data.survey import Survey, load_survey
 from culturealign.data.value_axes import axis_positions
-from culturealign.evaluate.adapters import student_engine
-from culturealign.evaluate.individual import evaluate_individuals, load_respondents, save_individuals
+from culturealign.evaluate.base import Evaluation
+from culturealign.evaluate.individual import Individuals, load_respondents
 from culturealign.evaluate.wvs import WVSItem, divergences
 from culturealign.llm.spec import ENGINE_SECTION
 from culturealign.recipes.common import (
     data_redo,
     engines_from,
     recipe_run,
-    record_cost,
     show_comparison,
     tune_and_compare,
+    wvs_evaluation,
 )
 from culturealign.runs import RunFolder, write_json
 from culturealign.runs.runner import run_steps
@@ -141,6 +141,16 @@ def _items(folder: Path) -> list[WVSItem]:
     return [WVSItem(**row) for row in read_jsonl(folder / "items.jsonl")] if (folder / "items.jsonl").is_file() else []
 
 
+def evaluations(cfg: dict, survey: Survey, cultures: Sequence[Culture]) -> list[Evaluation]:
+    """WVS, and the individual level when a respondent-level file is given."""
+    out: list[Evaluation] = [wvs_evaluation(cfg, survey, cultures)]
+    if cfg["respondents"]:
+        respondents = load_respondents(cfg["respondents"], survey.questions)
+        codes = [c.code for c in cultures]
+        out.append(Individuals(respondents, survey.questions, codes, cfg["eval"]["respondents_per_country"]))
+    return out
+
+
 def run_clca(config: str | Path | None = None, overrides: Sequence[str] = (), redo_from: str | None = None):
     """Run the whole recipe; returns the before/after comparison (also in ``eval/comparison.json``)."""
     cfg = load_config(config, DEFAULTS, list(overrides), RULES)
@@ -155,7 +165,7 @@ def run_clca(config: str | Path | None = None, overrides: Sequence[str] = (), re
             run,
             cfg,
             survey,
-            cultures,
+            evaluations(cfg, survey, cultures),
             samples,
             [steps[0].engine],
             hint="Role-play more scenarios (scenarios.per_culture) or relax the judge (filter.confidence).",
@@ -171,31 +181,8 @@ def run_clca(config: str | Path | None = None, overrides: Sequence[str] = (), re
             "conversations": funnel.get("02-role-play", {}).get("ended_by"),
             "judge": {k: funnel.get("03-judge", {}).get(k) for k in ("total", "kept", "dropped", "dropped_by_reason")},
         }
-        if cfg["respondents"]:
-            comparison["individual"] = individual_before_after(run, cfg, survey, cultures, comparison["adapters"])
         write_json(run.path / "eval" / "comparison.json", comparison)
         return comparison
-
-
-def individual_before_after(
-    run: RunFolder, cfg: dict, survey: Survey, cultures: Sequence[Culture], adapters: dict[str, str]
-) -> dict[str, Any]:
-    """Individual-level accuracy of the base student and of the tuned one (joint adapter, or the first)."""
-    respondents = load_respondents(cfg["respondents"], survey.questions)
-    engines: list = []
-    out = {}
-    for when, adapter in (("before", None), ("after", next(iter(adapters.values()), None))):
-        if when == "after" and adapter is None:
-            continue
-        engine = student_engine(run, cfg["student"], Path(adapter) if adapter else None, engines)
-        items, metrics = evaluate_individuals(
-            engine, respondents, survey.questions, [c.code for c in cultures], cfg["eval"]["respondents_per_country"]
-        )
-        save_individuals(items, metrics, run.eval_dir(f"individual-{when}"))
-        engine.unload()
-        out[when] = metrics["overall"]
-    record_cost(run, engines)
-    return out
 
 
 run = run_clca

@@ -18,10 +18,10 @@ from typing import Any
 from culturealign.cultures import Culture
 from culturealign.data.survey import Survey
 from culturealign.errors import UserError
-from culturealign.evaluate.adapters import evaluate_adapters
-from culturealign.evaluate.before_after import before_after
+from culturealign.evaluate.base import EvalResult, Evaluation
+from culturealign.evaluate.before_after import before_after, evaluate_on
 from culturealign.evaluate.general import general_check
-from culturealign.evaluate.wvs import WVSResult, save_result, survey_accounts
+from culturealign.evaluate.wvs import WVS, survey_accounts
 from culturealign.llm.base import Engine
 from culturealign.llm.spec import EngineSpec
 from culturealign.records import ChatSample
@@ -63,19 +63,23 @@ def data_redo(redo_from: str | None) -> str | None:
     return None if redo_from in TAIL_STAGES else redo_from
 
 
+def wvs_evaluation(cfg: dict, survey: Survey, cultures: Sequence[Culture]) -> WVS:
+    """The culture-aware WVS evaluation every training recipe reports (``eval.topics``, ``eval.limit``)."""
+    return WVS(survey, cultures, "aware", cfg["eval"]["topics"], cfg["eval"]["limit"])
+
+
 def tune_and_compare(
     run: RunFolder,
     cfg: dict,
     survey: Survey,
-    cultures: Sequence[Culture],
+    evaluations: Sequence[Evaluation],
     samples: list[ChatSample],
     engines: list[Engine],
-    blend: dict[str, str] | None = None,
     hint: str = "",
 ) -> dict[str, Any]:
-    """Train (when enough examples), evaluate before/after, write ``eval/comparison.json``; returns it.
+    """Train (when enough examples), run ``evaluations`` before/after, write ``eval/comparison.json``; returns it.
 
-    ``blend`` maps culture code -> BLEnD region for a BLEnD before/after beside WVS.
+    ``comparison[name]`` is each evaluation's before/after table, ``comparison["evaluations"]`` their names.
     """
     mode = cfg["train"]["mode"]
     adapters = train_variant(run.path, mode, samples, cfg, mode) if enough_to_train(samples, cfg, hint) else {}
@@ -85,16 +89,9 @@ def tune_and_compare(
         "adapters": {k: str(v) for k, v in adapters.items()},
         **survey_accounts(survey),
     }
-    before = evaluate_adapters(run, cfg, survey, cultures, None, engines=engines)
-    save_result(before, run.eval_dir("wvs-before"))
-    after = evaluate_adapters(run, cfg, survey, cultures, adapters, mode, engines) if adapters else None
-    if after is not None:
-        save_result(after, run.eval_dir("wvs-after"))
-    comparison["wvs"] = before_after(before.metrics, after.metrics if after else None)
-    if blend:
-        from culturealign.evaluate.adapters import blend_adapters
-
-        comparison["blend"] = blend_adapters(run, cfg, blend, adapters, mode, engines)
+    results = before_after(run, cfg["student"], evaluations, adapters, mode, engines)
+    comparison |= {name: ba.table for name, ba in results.items()}
+    comparison["evaluations"] = list(results)
     if adapters and cfg["eval"].get("general"):
         # next-token distributions, not cached calls: these engines stay off the run's cache
         base = EngineSpec.from_section(cfg["student"], "student").build()
@@ -121,18 +118,17 @@ def enough_to_train(samples: Sequence[Any], cfg: dict, hint: str = "") -> bool:
 def train_and_evaluate(
     run: RunFolder,
     cfg: dict,
-    survey: Survey,
-    cultures: Sequence[Culture],
+    evaluation: Evaluation,
     name: str,
     samples: list[ChatSample],
     mode: str,
     out_dir: Path,
     engines: list[Engine],
-) -> WVSResult:
-    """One ablation variant: train its adapter(s) under ``train/<name>``, write its WVS evaluation to ``out_dir``."""
+) -> EvalResult:
+    """One ablation variant: train its adapter(s) under ``train/<name>``, write its evaluation to ``out_dir``."""
     adapters = train_variant(run.path, name, samples, cfg, mode)
-    result = evaluate_adapters(run, cfg, survey, cultures, adapters, mode, engines)
-    save_result(result, out_dir)
+    result = evaluate_on(run, cfg["student"], [evaluation], adapters, mode, engines)[evaluation.name]
+    result.save(out_dir)
     return result
 
 
@@ -144,8 +140,9 @@ def record_cost(run: RunFolder, engines: Sequence[Engine]) -> None:
 
 
 def show_comparison(result: dict[str, Any]) -> list[Any]:
-    """What ``culturealign run`` prints for a recipe that trains and compares (CultureSPA, CAReDiO, CLCA)."""
-    from culturealign.evaluate.before_after import format_before_after
+    """What ``culturealign run`` prints for a recipe that trains and compares: each evaluation's before/after."""
+    from culturealign.evaluate import evaluation_class
+    from culturealign.evaluate.base import format_before_after
     from culturealign.evaluate.wvs import skip_line
 
     out: list[Any] = []
@@ -158,23 +155,16 @@ def show_comparison(result: dict[str, Any]) -> list[Any]:
             f"scenarios {d['scenarios']}; conversations ended by {d['conversations']}; judge kept {j['kept']} of "
             f"{j['total']}, dropped {dict(j['dropped_by_reason'] or {})}"
         )
-    out.append(format_before_after(result["wvs"]))
-    if skip_line(result):
-        out.append(skip_line(result))
+    for name in result.get("evaluations", ["wvs"]):
+        out.append(format_before_after(evaluation_class(name), result[name]))
+        if name == "wvs" and skip_line(result):
+            out.append(skip_line(result))
     for when, div in result.get("divergence", {}).items():
         per = ", ".join(f"{c} {m['js_distance']:.3f}/{m['kl']:.3f}" for c, m in div["per_culture"].items())
         out.append(
             f"JS distance / KL(people||model) {when}: overall {div['overall']['js_distance']:.3f}/"
             f"{div['overall']['kl']:.3f} ({per})"
         )
-    for when, m in result.get("individual", {}).items():
-        out.append(
-            f"individual-level accuracy {when}: {m['accuracy']:.3f} (majority baseline "
-            f"{m['majority_accuracy']:.3f}, {m['n_items']} items)"
-        )
-    for code, row in result.get("blend", {}).items():
-        after = f" → {row['after']:.3f} ({row['after'] - row['before']:+.3f})" if "after" in row else ""
-        out.append(f"BLEnD accuracy {code} ({row['region']}): {row['before']:.3f}{after}")
     if "general" in result:
         g = result["general"]
         out.append(

@@ -17,7 +17,7 @@ from culturealign.config import Rule, load_config
 from culturealign.cultures import Culture, load_similarity, parse_cultures
 from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
-from culturealign.evaluate.adapters import evaluate_adapters
+from culturealign.evaluate.before_after import evaluate_on
 from culturealign.llm.local import LocalEngine
 from culturealign.llm.spec import ENGINE_SECTION, EngineSpec
 from culturealign.recipes.common import (
@@ -27,6 +27,7 @@ from culturealign.recipes.common import (
     show_comparison,
     train_and_evaluate,
     tune_and_compare,
+    wvs_evaluation,
 )
 from culturealign.records import ChatSample
 from culturealign.runs import RunFolder, write_json
@@ -124,7 +125,8 @@ def run_culturespa(
         steps = data_steps(cfg, survey, cultures, run)
         samples = run_steps(steps, run.path, redo_from=data_redo(redo_from))
         hint = "Generate more questions or try select.criterion=divergence."
-        return tune_and_compare(run, cfg, survey, cultures, samples, [steps[0].engine], hint=hint)
+        evaluations = [wvs_evaluation(cfg, survey, cultures)]
+        return tune_and_compare(run, cfg, survey, evaluations, samples, [steps[0].engine], hint=hint)
 
 
 def subsample(samples: list[ChatSample], fraction: float, seed: int = 0) -> list[ChatSample]:
@@ -167,11 +169,12 @@ def ablate(run_dir: str | Path, what: str, fractions: Sequence[float] = (0.1, 0.
         }
     with RunFolder(run_dir) as run:
         engines: list[LocalEngine] = []
-        base = evaluate_adapters(run, cfg, survey, cultures, None, engines=engines)
+        wvs = wvs_evaluation(cfg, survey, cultures)
+        base = evaluate_on(run, cfg["student"], [wvs], engines=engines)["wvs"]
         results: dict[str, Any] = {"base": {"examples": 0, **base.metrics["overall"]}}
         for name, (samples, mode) in plan.items():
             out_dir = run.eval_dir(f"ablation-{what}") / name
-            after = train_and_evaluate(run, cfg, survey, cultures, name, samples, mode, out_dir, engines)
+            after = train_and_evaluate(run, cfg, wvs, name, samples, mode, out_dir, engines)
             results[name] = {"examples": len(samples), **after.metrics["overall"]}
         write_json(run.eval_dir(f"ablation-{what}") / "metrics.json", results)
         record_cost(run, engines)

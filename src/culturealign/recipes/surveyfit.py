@@ -25,10 +25,10 @@ from culturealign.cultures import Culture, parse_cultures
 from culturealign.data.split import QuestionSplit, split_questions
 from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
-from culturealign.evaluate.adapters import student_engine
-from culturealign.evaluate.before_after import BEFORE_AFTER_METRICS, before_after
+from culturealign.evaluate.base import EvalResult, before_after_table
+from culturealign.evaluate.before_after import student_engine
 from culturealign.evaluate.compare_runs import compare_runs
-from culturealign.evaluate.wvs import WVSResult, evaluate_wvs, save_result, skip_line, summarize, survey_accounts
+from culturealign.evaluate.wvs import WVS, skip_line, summarize, survey_accounts
 from culturealign.llm.base import Engine
 from culturealign.llm.models import resolve_model
 from culturealign.recipes.common import recipe_run, record_cost
@@ -171,10 +171,12 @@ def train_targets(
 
 
 # -- evaluation -----------------------------------------------------------------------------------------------------
-def _split_items(result: WVSResult, codes: set[str]) -> WVSResult:
+def _split_items(result: EvalResult, codes: set[str]) -> EvalResult:
     items = [i for i in result.items if i.culture in codes]
     kept = {k: result.metrics[k] for k in ("survey_skipped", "survey_notes") if k in result.metrics}
-    return WVSResult(result.mode, items, {**summarize(items), **kept} if items else {})
+    return EvalResult(
+        result.name, items, {"mode": result.metrics["mode"], **summarize(items), **kept} if items else {}
+    )
 
 
 def evaluate_sets(
@@ -185,7 +187,7 @@ def evaluate_sets(
     cfg: dict[str, Any],
     run: RunFolder,
     label: str,
-) -> dict[str, WVSResult]:
+) -> dict[str, EvalResult]:
     """WVS (culture-aware) of one engine on each question set; trained and held-out cultures saved apart.
 
     Every set is scored for trained and held-out cultures together (so discrimination compares each persona with
@@ -199,16 +201,16 @@ def evaluate_sets(
         groups = [c for c in groups if survey.answered(c.code)]
         if not groups:
             continue
-        result = evaluate_wvs(engine, survey, groups, "aware", None, limit, seed=0)
+        result = WVS(survey, groups, "aware", None, limit).run(engine)
         prefix = "wvs" if name == "eval" else f"wvs-{name}"
         own = _split_items(result, {c.code for c in trained})
         if own.items:
-            save_result(own, run.eval_dir(f"{prefix}-{label}"))
+            own.save(run.eval_dir(f"{prefix}-{label}"))
             out[name] = own
         others = _split_items(result, {c.code for c in heldout})
         if others.items:
             heldout_prefix = "wvs-heldout" if name == "eval" else f"wvs-heldout-{name}"
-            save_result(others, run.eval_dir(f"{heldout_prefix}-{label}"))
+            others.save(run.eval_dir(f"{heldout_prefix}-{label}"))
             out[f"heldout-{name}"] = others
     return out
 
@@ -247,10 +249,10 @@ def second_survey(cfg: dict[str, Any], split: QuestionSplit, survey: Survey) -> 
     return other.subset(q.id for q in kept), counts
 
 
-def seed_spread(before: WVSResult, afters: dict[int, WVSResult]) -> dict[str, Any]:
+def seed_spread(before: EvalResult, afters: dict[int, EvalResult]) -> dict[str, Any]:
     """Per metric (overall): each seed's after - before, with their mean, SD and min-max."""
     out: dict[str, Any] = {}
-    for m in BEFORE_AFTER_METRICS:
+    for m in WVS.metrics:
         diffs = {s: r.metrics["overall"][m] - before.metrics["overall"][m] for s, r in afters.items()}
         vals = [v for v in diffs.values() if not math.isnan(v)]
         out[m] = {
@@ -349,7 +351,7 @@ def train_and_compare(
     engines: list[Engine] = []
     st = cfg["student"]
 
-    def score(adapter: Path | None, label: str, which: dict[str, Survey]) -> dict[str, WVSResult]:
+    def score(adapter: Path | None, label: str, which: dict[str, Survey]) -> dict[str, EvalResult]:
         engine = student_engine(run, st, adapter, engines)
         out = evaluate_sets(engine, which, trained, heldout, cfg, run, label)
         engine.unload()
@@ -360,7 +362,7 @@ def train_and_compare(
     after = score(adapters[first], "after", sets)
     comparison["sets"] = {
         name: {
-            "before_after": before_after(before[name].metrics, after[name].metrics),
+            "before_after": before_after_table(WVS, before[name].metrics, after[name].metrics),
             "intervals": intervals(run, *_folders(name, "before", "after")),
         }
         for name in before
