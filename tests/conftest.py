@@ -28,6 +28,13 @@ def wvs_path() -> Path:
     return WVS
 
 
+@pytest.fixture
+def blend_path() -> Path:
+    if not (SHARED / "blend").is_dir():
+        pytest.skip(f"BLEnD data not found at {SHARED / 'blend'}")
+    return SHARED / "blend"
+
+
 @pytest.fixture(autouse=True)
 def _restore_culture_registry():
     """Loaders register a survey's countries.csv in the global registry; undo that after each test."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from culturealign.config import load_config, merge, parse_override
+from culturealign.config import defaults_of, load_config, merge, parse_override
 from culturealign.errors import UserError
-from culturealign.recipes.culturespa import DEFAULTS as CULTURESPA
+from culturealign.recipes.culturespa import CONFIG
+
+CULTURESPA = defaults_of(CONFIG)
 
 DEFAULTS = {
     "cultures": ["DEU"],
@@ -122,3 +124,67 @@ def test_empty_file_gives_defaults(tmp_path):
 def test_pass_through_section_given_a_scalar_is_a_user_error():
     with pytest.raises(UserError):
         load_config(None, DEFAULTS, ["train.lora=3"])
+
+
+# -- typed sections ------------------------------------------------------------------------------------------------
+def test_a_section_built_in_python_checks_itself_naming_the_yaml_key():
+    from culturealign.recipes.clca import Filter
+    from culturealign.recipes.culturespa import Questions
+
+    with pytest.raises(UserError, match=r"'questions.temperature' must be >= 0, not -1"):
+        Questions(temperature=-1)
+    with pytest.raises(UserError, match=r"'filter.bad_max' must be in \[1, 4\], not 9"):
+        Filter(bad_max=9)
+    with pytest.raises(UserError, match=r"'questions.per_topic' must be a whole number"):
+        Questions(per_topic="3")
+    with pytest.raises(UserError, match=r"'questions.topics' must be a list, e.g. \[text\]"):
+        Questions(topics="Security")
+    assert Questions(topics=["Security"], seed=3).seed == 3
+
+
+def test_recipe_configs_round_trip_through_their_yaml(tmp_path):
+    import yaml
+
+    from culturealign.config import load
+    from culturealign.recipes import RECIPES, config_text, recipe_module
+
+    for name in RECIPES:
+        config = recipe_module(name).CONFIG
+        described = yaml.safe_load(config_text(name))  # `culturealign config NAME`: every default, once
+        assert described.pop("recipe") == name and described == config().to_dict()
+        cfg = load(None, config, ["cultures=[DEU, CHN]", "train.lora.r=4"])
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(cfg.to_dict()))
+        assert load(path, config) == cfg  # what a run folder's config.yaml holds reloads as the same config
+
+
+def test_an_engine_section_is_an_engine_spec_that_names_its_key():
+    from culturealign.config import load
+    from culturealign.recipes.caredio import Config
+
+    cfg = load(None, Config, ["judge.model=other", "judge.batch_size=4"])
+    assert (cfg.judge.model, cfg.judge.batch_size, cfg.generator.model) == ("other", 4, "smollm2")
+    with pytest.raises(UserError, match="'judge.base_url'"):
+        load(None, Config, ["judge.engine=openai"])
+    with pytest.raises(UserError, match="unknown config key 'judge.modle'"):
+        load(None, Config, ["judge.modle=x"])
+    with pytest.raises(UserError, match="'student.engine' must be local"):
+        from culturealign.recipes.common import check_student
+
+        check_student(load(None, Config, ["student.engine=llamacpp"]))
+
+
+def test_the_config_command_prints_a_loadable_config_and_refuses_an_unknown_recipe(tmp_path):
+    import subprocess
+    import sys
+
+    code = "from culturealign.cli import main; main()"
+    proc = subprocess.run([sys.executable, "-c", code, "config", "surveyfit"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "samples_per_item: 4  # K reply codes" in proc.stdout
+    (tmp_path / "c.yaml").write_text(proc.stdout)
+    from culturealign.config import load
+    from culturealign.recipes.surveyfit import Config
+
+    assert load(tmp_path / "c.yaml", Config) == Config()
+    proc = subprocess.run([sys.executable, "-c", code, "config", "nope"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown recipe 'nope'" in proc.stderr and "Traceback" not in proc.stderr

@@ -69,7 +69,9 @@ def test_keys_are_read_from_the_environment_only():
     def names(tree: dict) -> list[str]:
         return [n for k, v in tree.items() for n in [k, *(names(v) if isinstance(v, dict) else [])]]
 
-    for defaults in (alignculture.DEFAULTS, caredio.DEFAULTS, clca.DEFAULTS, culturespa.DEFAULTS):
+    from culturealign.config import defaults_of
+
+    for defaults in (defaults_of(m.CONFIG) for m in (alignculture, caredio, clca, culturespa)):
         assert not [n for n in names(defaults) if re.search(r"api_?key|secret|password|auth|bearer", n, re.I)]
 
 

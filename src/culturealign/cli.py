@@ -261,6 +261,16 @@ def run_cmd(
         console.print(item)
 
 
+@app.command("config")
+def config_cmd(
+    recipe: Annotated[str, typer.Argument(help="A recipe: alignculture, caredio, clca, culturespa, surveyfit.")],
+) -> None:
+    """Every setting of a recipe with its default and meaning, as YAML: `culturealign config clca > my.yaml`."""
+    from culturealign.recipes import config_text
+
+    typer.echo(config_text(recipe), nl=False)
+
+
 @app.command("ablate")
 def ablate_cmd(
     run: Annotated[Path, typer.Argument(help="A finished culturespa run folder.")],

@@ -1,4 +1,10 @@
-"""Recipe configs: YAML merged over a recipe's defaults, with ``a.b=value`` overrides from the command line.
+"""Recipe configs: typed sections (dataclasses) with one source of defaults, YAML over them, ``a.b=value`` overrides.
+
+A recipe's config is a :class:`Section` of sections: each field holds its default, its help text and its
+:class:`Rule` (``setting``), so the defaults, the checks and what ``culturealign config RECIPE`` prints come from
+one place. ``load(path, Config, overrides)`` merges the YAML and the overrides over ``defaults_of(Config)``,
+checks them, and builds the dataclasses; a section built in Python checks itself in ``__post_init__``. Every
+error names the YAML key.
 
 Unknown keys fail with the list of known ones (a typo must not be silently ignored), and so do values whose type
 does not fit the default's (a flag, a whole number, a number, a single value, a list whose elements fit the
@@ -15,9 +21,9 @@ import copy
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 
@@ -155,6 +161,7 @@ COMMON_RULES: dict[str, Rule] = {
     "base_url": Rule(str),
     "chat_template_from": Rule(str),
     "revision": Rule(str),
+    "adapter": Rule(str),
     "mode": Rule(choices=("joint", "specific")),
 }
 
@@ -222,3 +229,131 @@ def load_config(
         config = merge(config, node)
     check_rules(config, defaults, rules or {})
     return config
+
+
+# -- typed sections ------------------------------------------------------------------------------------------------
+def setting(default: Any, help: str = "", **rule: Any) -> Any:
+    """A config field: its default, what it means (``culturealign config`` prints it) and what it accepts beyond
+    its default's type (the keywords of :class:`Rule`; ``COMMON_RULES`` covers keys named alike everywhere)."""
+    meta = {"help": help, "rule": Rule(**rule) if rule else None}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def library(default: Mapping[str, Any], help: str = "") -> Any:
+    """A section passed through to a library (PEFT, TRL): any key, the library checks them."""
+    return field(default_factory=lambda: dict(copy.deepcopy(default)), metadata={"help": help, "library": True})
+
+
+class Section:
+    """Base of config dataclasses. ``key`` is where the section sits in the YAML ('' for a recipe's top level).
+
+    A field whose default is another section is a nested section; one whose default has ``from_section`` (an
+    engine spec) is built by it; ``library`` fields are mappings of library settings.
+    """
+
+    key: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        where = f"{self.key}." if self.key else ""
+        for f in fields(self):  # type: ignore[arg-type]
+            value, default = getattr(self, f.name), _default(f)
+            if _is_nested(default):
+                continue  # a section or a spec checks itself
+            path = f"{where}{f.name}"
+            if f.metadata.get("library") or isinstance(default, dict):
+                if not isinstance(value, dict):
+                    raise UserError(f"config key {path!r} must be a mapping")
+                continue
+            value = _checked(path, default, value)
+            (f.metadata.get("rule") or COMMON_RULES.get(f.name) or Rule()).check(path, value, default)
+            object.__setattr__(self, f.name, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as YAML holds it (engine specs as their settings)."""
+        out = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            out[f.name] = v.to_dict() if isinstance(v, Section) else v.settings() if _is_spec(v) else copy.deepcopy(v)
+        return out
+
+    def kwargs(self, *leave_out: str) -> dict[str, Any]:
+        """The section's settings as keyword arguments of the step they configure (``leave_out`` the others)."""
+        return {k: v for k, v in self.to_dict().items() if k not in leave_out}
+
+
+S = TypeVar("S", bound=Section)
+
+
+def _default(f: Any) -> Any:
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+def _is_spec(value: Any) -> bool:
+    return hasattr(type(value), "from_section") and hasattr(value, "settings")
+
+
+def _is_nested(value: Any) -> bool:
+    return isinstance(value, Section) or _is_spec(value)
+
+
+def defaults_of(config: type[Section]) -> dict[str, Any]:
+    """The defaults of a config class as the mapping its YAML would hold."""
+    return config().to_dict()
+
+
+def rules_of(config: type[Section], where: str = "") -> dict[str, Rule]:
+    """Every field's rule by full key path (what ``check_rules`` reads), nested sections included."""
+    out = {}
+    for f in fields(config):  # type: ignore[arg-type]
+        default = _default(f)
+        if isinstance(default, Section):
+            out |= rules_of(type(default), f"{where}{f.name}.")
+        elif f.metadata.get("rule") is not None:
+            out[f"{where}{f.name}"] = f.metadata["rule"]
+    return out
+
+
+def build(config: type[S], data: Mapping[str, Any]) -> S:
+    """A config object from a mapping that already passed ``load_config``'s checks (every key known)."""
+    kwargs = {}
+    for f in fields(config):  # type: ignore[arg-type]
+        default, value = _default(f), data.get(f.name, MISSING)
+        if value is MISSING:
+            continue
+        if isinstance(default, Section):
+            value = build(type(default), value)
+        elif _is_spec(default):
+            value = type(default).from_section({**default.settings(), **value}, f.name)
+        kwargs[f.name] = value
+    return config(**kwargs)
+
+
+def load(path: str | Path | None, config: type[S], overrides: list[str] = ()) -> S:
+    """Defaults <- YAML file <- ``key.sub=value`` overrides, checked, as the typed config."""
+    return build(config, load_config(path, defaults_of(config), list(overrides), rules_of(config)))
+
+
+def describe_config(config: type[Section], indent: int = 0) -> list[str]:
+    """The config's YAML with every default and its help as a comment (what ``culturealign config`` prints)."""
+    import yaml as _yaml
+
+    lines = []
+    pad = "  " * indent
+    for f in fields(config):  # type: ignore[arg-type]
+        default, help_text = _default(f), f.metadata.get("help", "")
+        comment = f"  # {help_text}" if help_text else ""
+        if isinstance(default, Section):
+            lines.append(f"{pad}{f.name}:{comment}")
+            lines += describe_config(type(default), indent + 1)
+            continue
+        value = default.settings() if _is_spec(default) else default
+        text = (
+            _yaml.safe_dump(value, default_flow_style=True, width=10_000, sort_keys=False)
+            .strip()
+            .removesuffix("...")
+            .strip()
+        )
+        lines.append(f"{pad}{f.name}: {text}{comment}")
+    return lines

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from culturealign.data.blend import BlendQuestion, load_blend, resolve_regions
@@ -11,15 +9,7 @@ from culturealign.errors import UserError
 from culturealign.evaluate.blend import Blend, normalize, score_answer
 from culturealign.llm.scripted import ScriptedEngine
 
-BLEND = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "blend"
 Q = BlendQuestion("x", "UK", "What is a popular snack?", [(["candy floss", "cotton candy"], 4), (["crisps"], 2)])
-
-
-@pytest.fixture
-def blend_path() -> Path:
-    if not BLEND.is_dir():
-        pytest.skip(f"BLEnD data not found at {BLEND}")
-    return BLEND
 
 
 def test_normalize_lemmatizes_and_strips_punctuation():

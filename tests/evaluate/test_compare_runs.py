@@ -15,8 +15,8 @@ from scipy.stats import false_discovery_control
 
 from culturealign.errors import UserError
 from culturealign.evaluate import metrics as M
-from culturealign.evaluate.compare_runs import COMPARED_METRICS, compare_runs, find_eval, format_comparison
 from culturealign.evaluate.base import EvalResult
+from culturealign.evaluate.compare_runs import COMPARED_METRICS, compare_runs, find_eval, format_comparison
 from culturealign.evaluate.wvs import WVSItem, summarize
 from culturealign.runs import read_jsonl, write_json, write_jsonl
 

@@ -9,8 +9,8 @@ import pytest
 from culturealign.data.culturax import HHHItem
 from culturealign.evaluate.hhh import (
     FAILURES,
-    HHHResult,
     HHH,
+    HHHResult,
     by_domain,
     hhh_metrics,
     joint_score,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from culturealign.config import load_config
+from culturealign.config import Section, load
 from culturealign.errors import UserError
 from culturealign.recipes import RECIPES, recipe_module
 
@@ -17,19 +17,19 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("name", RECIPES)
 def test_each_recipe_module_has_the_recipe_face(name):
     module = recipe_module(name)
-    assert isinstance(module.DEFAULTS, dict) and isinstance(module.RULES, dict) and module.STAGES
+    assert issubclass(module.CONFIG, Section) and module.STAGES
     assert callable(module.run) and callable(module.show)
     assert isinstance(module.ABLATIONS, tuple)
     if module.ABLATIONS:
         assert callable(module.ablate) and callable(module.show_ablation)
-    load_config(None, module.DEFAULTS, [], module.RULES)  # its defaults pass its own rules
+    load(None, module.CONFIG)  # its defaults pass its own rules
 
 
 def test_every_shipped_yaml_names_a_recipe_of_the_table_and_loads():
     for path in sorted((ROOT / "recipes").glob("*.yaml")):
         name = yaml.safe_load(path.read_text())["recipe"]
         module = recipe_module(name)
-        load_config(path, module.DEFAULTS, [], module.RULES)
+        load(path, module.CONFIG)
 
 
 def test_an_unknown_recipe_names_the_known_ones():

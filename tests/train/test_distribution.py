@@ -85,13 +85,11 @@ def test_two_cpu_processes_under_accelerate(tmp_path):
 
 
 def test_culturespa_variant_trains_soft_labels_with_the_distribution_trainer(tmp_path):
+    from culturealign.recipes.culturespa import SpaTrain
     from culturealign.train.variants import train_variant
 
-    cfg = {
-        "student": {"model": "smollm2"},
-        "train": {"lora": {"r": 4}, "sft": {}, "soft": {"max_steps": 1, "per_device_train_batch_size": 4}},
-    }
-    adapters = train_variant(tmp_path, "joint", _items(4), cfg, "joint")
+    train = SpaTrain(lora={"r": 4}, sft={}, soft={"max_steps": 1, "per_device_train_batch_size": 4})
+    adapters = train_variant(tmp_path, "joint", _items(4), "smollm2", train, "joint")
     info = json.loads((adapters["joint"] / "train_info.json").read_text())
     assert info["target"] == "distribution" and info["steps"] == 1
     assert (tmp_path / "train" / "data" / "joint.jsonl").is_file()  # the soft labels, written for reuse

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,9 @@ def adapter_for(adapters: dict[str, Path], culture: str, mode: str) -> Path | No
     return next((p for n, p in adapters.items() if n.endswith(f"-{culture}")), None)
 
 
-def student_engine(run: RunFolder, student: dict, adapter: Path | None, engines: list | None) -> Engine:
+def student_engine(run: RunFolder, student: EngineSpec, adapter: Path | None, engines: list | None) -> Engine:
     """The student model (with an adapter or none) on the run's cache; remembered in ``engines`` for cost.json."""
-    spec = EngineSpec.from_section(student, "student", adapter=str(adapter) if adapter else None)
-    engine = spec.build(run.cache)
+    engine = replace(student, adapter=str(adapter) if adapter else None).build(run.cache)
     if engines is not None:
         engines.append(engine)
     return engine
@@ -41,7 +40,7 @@ def student_engine(run: RunFolder, student: dict, adapter: Path | None, engines:
 
 def evaluate_on(
     run: RunFolder,
-    student: dict,
+    student: EngineSpec,
     evaluations: Sequence[Evaluation],
     adapters: dict[str, Path] | None = None,
     mode: str = "joint",
@@ -78,7 +77,7 @@ class BeforeAfter:
 
 def before_after(
     run: RunFolder,
-    student: dict,
+    student: EngineSpec,
     evaluations: Sequence[Evaluation],
     adapters: dict[str, Path] | None,
     mode: str = "joint",

@@ -15,9 +15,6 @@ from culturealign.llm import Engine, make_engine
 from culturealign.llm.cache import CallCache
 
 ENGINES = ("local", "openai", "llamacpp")
-# A recipe's engine section (generator, judge, critic) as YAML shows it: the spec's defaults, one source of them.
-ENGINE_SECTION = {"engine": "local", "model": "smollm2", "base_url": None, "revision": None, "dtype": "float32",
-                  "batch_size": 16}  # fmt: skip
 DTYPES = ("float32", "bfloat16", "float16")
 
 

@@ -11,76 +11,139 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from culturealign.config import Rule, load_config
+from culturealign.config import Section, load, setting
 from culturealign.cultures import parse_cultures
 from culturealign.data.culturax import load_culturax
 from culturealign.data.unesco import load_taxonomy
 from culturealign.errors import UserError
 from culturealign.evaluate.before_after import before_after
 from culturealign.evaluate.hhh import HHH
-from culturealign.llm.spec import ENGINE_SECTION, EngineSpec
+from culturealign.llm.spec import EngineSpec
 from culturealign.prompting import hhh_prompts
-from culturealign.recipes.common import data_redo, engines_from, enough_to_train, recipe_run, record_cost
+from culturealign.recipes.common import (
+    Train,
+    data_redo,
+    engine,
+    engines_from,
+    enough_to_train,
+    recipe_run,
+    record_cost,
+    section,
+    student,
+)
 from culturealign.records import ChatSample, HHHSample
 from culturealign.runs import RunFolder, write_json
 from culturealign.runs.runner import run_steps, step_dir
 from culturealign.steps.hhh import AssignSplits, Expand, GenerateHHHQueries, LoadQueries, Reclassify, RejectionSample
 from culturealign.steps.simhash import SimHashDedup
-from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS
 from culturealign.train.variants import train_variant
 
 log = logging.getLogger(__name__)
 
-ENGINE = {**ENGINE_SECTION}
-DEFAULTS: dict[str, Any] = {
-    "out": "runs/alignculture",
-    "cultures": ["GBR", "CHN", "IND"],
-    "generator": dict(ENGINE),
-    "critic": dict(ENGINE),
-    "student": {"model": "smollm2", "dtype": "float32", "batch_size": 16},
-    "queries": {
-        "file": None,  # JSONL/CSV with a question-like column; null = generate per subdomain x culture
-        "column": None,
-        "subdomains": None,  # ids; null = every subdomain of the taxonomy
-        "per_pair": 1,
-        "temperature": 0.9,
-        "max_retries": 2,
-        "seed": 0,
-    },
-    "reclassify": {"threshold": 0.5, "keep_none": False},
-    "expand": {"target": 2, "max_attempts": 2},
-    "dedup": {"threshold": 10, "ngram": 3},
-    "split": {"fractions": [0.8, 0.1, 0.1], "eval_sets": {"culturax": "../shared/data/culturax"}},
-    "responses": {"k": 3, "rounds": 2, "temperature": 0.7, "top_p": 0.9, "max_tokens": 512, "pass_threshold": 0.5},
-    "train": {
-        "enabled": False,
-        "mode": "joint",
-        "min_examples": 4,
-        "reference": "helpful",  # helpful | harmless | honest | all: which reference(s) become training replies
-        "lora": dict(LORA_DEFAULTS),
-        "sft": dict(SFT_DEFAULTS),
-    },
-    "eval": {"data": "../shared/data/culturax", "limit": 50, "max_tokens": 128, "min_mass": 0.01, "seed": 0},
-}
-# What each key accepts beyond its type (config.COMMON_RULES covers the keys every recipe shares).
-RULES = {
-    "queries.file": Rule(str),
-    "queries.column": Rule(str),
-    "reclassify.threshold": Rule(float, low=0, high=1, open_low=True),
-    "expand.target": Rule(int, low=0),
-    "expand.max_attempts": Rule(int, low=1),
-    "dedup.threshold": Rule(int, low=0, high=64),
-    "dedup.ngram": Rule(int, low=1),
-    "split.fractions": Rule(each=float, low=0, high=1),
-    "responses.k": Rule(int, low=1),
-    "responses.rounds": Rule(int, low=0),
-    "responses.pass_threshold": Rule(float, low=0, high=1),
-    "train.reference": Rule(choices=("helpful", "harmless", "honest", "all")),
-    "eval.min_mass": Rule(float, low=0, high=1),
-}
+
+@dataclass
+class Queries(Section):
+    key: ClassVar[str] = "queries"
+    file: str | None = setting(
+        None, "JSONL/CSV with a question-like column; null = generate per subdomain x culture", type=str
+    )
+    column: str | None = setting(
+        None, "the file's question column (null: question, query, prompt, instruction, text or input)", type=str
+    )
+    subdomains: list[str] | None = setting(None, "UNESCO subdomain ids; null = every subdomain of the taxonomy")
+    per_pair: int = setting(1, "queries generated per (subdomain, culture)")
+    temperature: float = setting(0.9)
+    max_retries: int = setting(2)
+    seed: int = setting(0)
+
+
+@dataclass
+class ReclassifySection(Section):
+    key: ClassVar[str] = "reclassify"
+    threshold: float = setting(
+        0.5, "P(Yes) for a subdomain label (the paper: delta 0.5)", low=0, high=1, open_low=True
+    )
+    keep_none: bool = setting(False, "keep queries that fit no subdomain")
+
+
+@dataclass
+class ExpandSection(Section):
+    key: ClassVar[str] = "expand"
+    target: int = setting(2, "queries wanted per subdomain; thinner ones are expanded", low=0)
+    max_attempts: int = setting(2, low=1)
+
+
+@dataclass
+class Dedup(Section):
+    key: ClassVar[str] = "dedup"
+    threshold: int = setting(
+        10, "SimHash Hamming distance (of 64 bits) at which two texts are near duplicates", low=0, high=64
+    )
+    ngram: int = setting(3, "word n-grams hashed", low=1)
+
+
+@dataclass
+class Split(Section):
+    key: ClassVar[str] = "split"
+    fractions: list[float] = setting([0.8, 0.1, 0.1], "train / val / test", each=float, low=0, high=1)
+    eval_sets: dict = setting({"culturax": "../shared/data/culturax"}, "evaluation sets whose leakage is reported")
+
+
+@dataclass
+class Responses(Section):
+    key: ClassVar[str] = "responses"
+    k: int = setting(3, "candidates per query (two-stage rejection sampling)", low=1)
+    rounds: int = setting(2, "regeneration rounds with the critic's feedback", low=0)
+    temperature: float = setting(0.7)
+    top_p: float = setting(0.9)
+    max_tokens: int = setting(512)
+    pass_threshold: float = setting(0.5, "the critic's P(Yes) a response needs on each axis", low=0, high=1)
+
+
+@dataclass
+class AlignTrain(Train):
+    enabled: bool = setting(False, "LoRA on the train split (Stage I data), then the benchmark before/after")
+    reference: str = setting(
+        "helpful", "which reference(s) become training replies", choices=("helpful", "harmless", "honest", "all")
+    )
+
+
+@dataclass
+class AlignEval(Section):
+    key: ClassVar[str] = "eval"
+    data: str = setting("../shared/data/culturax", "CulturaX (CSV or folder): the HHH benchmark's items")
+    limit: int | None = setting(50, "benchmark items (a seeded sample); null = all")
+    max_tokens: int = setting(128)
+    min_mass: float = setting(
+        0.01, "a judge verdict with less probability on the allowed answers fails", low=0, high=1
+    )
+    seed: int = setting(0)
+
+
+@dataclass
+class Config(Section):
+    """AlignCultura (Kashyap, Dras, Naseem, 2026): UNESCO-grounded HHH data and its benchmark."""
+
+    out: str = setting("runs/alignculture", "the run folder")
+    cultures: list[str] = setting(["GBR", "CHN", "IND"], "ISO 3166 alpha-3 codes")
+    generator: EngineSpec = engine("generator", "writes, reclassifies and expands queries, and answers them")
+    critic: EngineSpec = engine("critic", "the HHH critic of rejection sampling, and the benchmark's judge")
+    student: EngineSpec = student()
+    queries: Queries = section(Queries)
+    reclassify: ReclassifySection = section(ReclassifySection)
+    expand: ExpandSection = section(ExpandSection)
+    dedup: Dedup = section(Dedup)
+    split: Split = section(Split)
+    responses: Responses = section(Responses)
+    train: AlignTrain = section(AlignTrain)
+    eval: AlignEval = section(AlignEval)
+
+
+CONFIG = Config
 STAGES = (
     "load-queries",
     "generate-hhh-queries",
@@ -104,50 +167,33 @@ def eval_set_texts(path: str | Path) -> list[str]:
     return read_questions(path)[0]
 
 
-def data_steps(cfg: dict, run: RunFolder) -> list:
-    engine, critic = engines_from(cfg, "generator", "critic", run)
+def data_steps(cfg: Config, run: RunFolder) -> list:
+    engine, critic = engines_from(cfg.generator, cfg.critic, run)
     taxonomy = load_taxonomy()
-    q = cfg["queries"]
-    if q["subdomains"]:
+    q = cfg.queries
+    if q.subdomains:
         known = {s.id for s in taxonomy}
-        unknown = [s for s in q["subdomains"] if s not in known]
+        unknown = [s for s in q.subdomains if s not in known]
         if unknown:
             raise UserError(f"unknown subdomains {unknown}: known are {', '.join(sorted(known))}")
-        chosen = [s for s in taxonomy if s.id in q["subdomains"]]
+        chosen = [s for s in taxonomy if s.id in q.subdomains]
     else:
         chosen = taxonomy
     source = (
-        LoadQueries(q["file"], q["column"])
-        if q["file"]
+        LoadQueries(q.file, q.column)
+        if q.file
         else GenerateHHHQueries(
-            engine,
-            chosen,
-            parse_cultures(cfg["cultures"]),
-            q["per_pair"],
-            q["temperature"],
-            q["max_retries"],
-            q["seed"],
+            engine, chosen, parse_cultures(cfg.cultures), q.per_pair, q.temperature, q.max_retries, q.seed
         )
     )
-    r, d, s, rs = cfg["reclassify"], cfg["dedup"], cfg["split"], cfg["responses"]
-    eval_sets = {name: eval_set_texts(path) for name, path in (s["eval_sets"] or {}).items()}
+    eval_sets = {name: eval_set_texts(path) for name, path in (cfg.split.eval_sets or {}).items()}
     return [
         source,
-        Reclassify(engine, taxonomy, r["threshold"], r["keep_none"]),
-        Expand(engine, chosen, cfg["expand"]["target"], cfg["expand"]["max_attempts"], seed=q["seed"]),
-        SimHashDedup(lambda x: x.text, threshold=d["threshold"], ngram=d["ngram"]),
-        AssignSplits(q["seed"], s["fractions"], d["threshold"], eval_sets),
-        RejectionSample(
-            engine,
-            critic,
-            rs["k"],
-            rs["rounds"],
-            rs["temperature"],
-            rs["top_p"],
-            rs["max_tokens"],
-            rs["pass_threshold"],
-            q["seed"],
-        ),
+        Reclassify(engine, taxonomy, **cfg.reclassify.kwargs()),
+        Expand(engine, chosen, **cfg.expand.kwargs(), seed=q.seed),
+        SimHashDedup(lambda x: x.text, **cfg.dedup.kwargs()),
+        AssignSplits(q.seed, cfg.split.fractions, cfg.dedup.threshold, eval_sets),
+        RejectionSample(engine, critic, **cfg.responses.kwargs(), seed=q.seed),
     ]
 
 
@@ -170,31 +216,31 @@ def training_samples(samples: Sequence[HHHSample], reference: str) -> list[ChatS
 
 def run_alignculture(config: str | Path | None = None, overrides: Sequence[str] = (), redo_from: str | None = None):
     """Build the dataset, optionally tune on it, benchmark before/after; returns ``eval/comparison.json``'s dict."""
-    cfg = load_config(config, DEFAULTS, list(overrides), RULES)
-    ev = cfg["eval"]
-    items, skipped = load_culturax(ev["data"])
-    items = seeded_slice(items, ev["limit"], ev["seed"])
+    cfg = load(config, Config, list(overrides))
+    ev = cfg.eval
+    items, skipped = load_culturax(ev.data)
+    items = seeded_slice(items, ev.limit, ev.seed)
     with recipe_run(cfg, "alignculture", STAGES, redo_from) as run:
         steps = data_steps(cfg, run)
         samples = run_steps(steps, run.path, redo_from=data_redo(redo_from))
-        train = training_samples(samples, cfg["train"]["reference"])
+        train = training_samples(samples, cfg.train.reference)
         comparison: dict[str, Any] = {"dataset": len(samples), "train_examples": len(train), "trained": False}
         comparison["funnel"] = {st.name: _stats(run.path, i, st.name) for i, st in enumerate(steps, 1)}
         adapters = {}
-        if cfg["train"]["enabled"] and enough_to_train(train, cfg, "(train-split examples)"):
-            adapters = train_variant(run.path, "hhh", train, cfg, "joint")
+        if cfg.train.enabled and enough_to_train(train, cfg.train.min_examples, "(train-split examples)"):
+            adapters = train_variant(run.path, "hhh", train, cfg.student.model, cfg.train, "joint")
             comparison["trained"] = True
         train_texts = [s.query.text for s in samples if s.query.split == "train"]
         hhh = HHH(
             items,
             steps[-1].critic,
-            ev["max_tokens"],
-            ev["min_mass"],
+            ev.max_tokens,
+            ev.min_mass,
             train_texts,
             notes={"data_skipped": dict(skipped)},
         )
         engines: list = []
-        result = before_after(run, cfg["student"], [hhh], adapters, "joint", engines)["hhh"]
+        result = before_after(run, cfg.student, [hhh], adapters, "joint", engines)["hhh"]
         comparison["hhh_before"] = result.before.metrics
         if result.after is not None:
             comparison["hhh_after"] = result.after.metrics

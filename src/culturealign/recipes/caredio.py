@@ -10,23 +10,29 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from culturealign.config import Rule, load_config
+from culturealign.config import Section, load, setting
 from culturealign.cultures import Culture, get_culture, load_similarity, parse_cultures, related_cultures
 from culturealign.data.blend import region_for
 from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
 from culturealign.evaluate.base import Evaluation
 from culturealign.evaluate.blend import Blend
-from culturealign.llm.spec import ENGINE_SECTION
+from culturealign.llm.spec import EngineSpec
 from culturealign.recipes.common import (
+    Eval,
+    Train,
     data_redo,
+    engine,
     engines_from,
     recipe_run,
     record_cost,
+    section,
     show_comparison,
+    student,
     train_and_evaluate,
     tune_and_compare,
     wvs_evaluation,
@@ -36,39 +42,74 @@ from culturealign.runs import RunFolder
 from culturealign.runs.runner import run_steps, step_records
 from culturealign.steps.caredio import GenerateQueries, OptimizeQueries, RespondDistinctive
 from culturealign.steps.representative import SelectRepresentativeDistinctive
-from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS
 
-# openai engine: chat_template_from is the served model's tokenizer, to score completions
-ENGINE = {**ENGINE_SECTION, "chat_template_from": None}
-DEFAULTS: dict[str, Any] = {
-    "out": "runs/caredio",
-    "survey": "../shared/data/wvs7",
-    "blend": "../shared/data/blend",
-    "cultures": ["GBR", "CHN"],
-    "generator": dict(ENGINE),
-    "judge": dict(ENGINE),
-    "student": {"model": "smollm2", "dtype": "float32", "batch_size": 16},
-    "queries": {"topics": None, "per_topic": 1, "temperature": 0.9, "max_retries": 3, "seed": 0},
-    "optimize": {"rounds": 2, "min_gain": 0.01, "rewrite_fraction": 0.5, "samples": 3},
-    "responses": {"candidates": 3, "temperature": 0.8, "max_tokens": 96, "related_k": 2, "judge_threshold": 0.5},
-    "select": {"n": 100, "lam": 0.5, "method": "lazy"},
-    "train": {"mode": "joint", "min_examples": 4, "lora": dict(LORA_DEFAULTS), "sft": dict(SFT_DEFAULTS)},
-    "eval": {"topics": None, "limit": None, "blend_limit": 50, "general": False, "general_limit": None},
-}
-# What each key accepts beyond its type (config.COMMON_RULES covers the keys every recipe shares).
-RULES = {
-    "blend": Rule(str, nullable=True),  # null: no BLEnD evaluation
-    "optimize.rounds": Rule(int, low=0),
-    "optimize.min_gain": Rule(float, low=0),
-    "optimize.rewrite_fraction": Rule(float, low=0, high=1),
-    "optimize.samples": Rule(int, low=1),
-    "responses.candidates": Rule(int, low=1),
-    "responses.related_k": Rule(int, low=0),
-    "responses.judge_threshold": Rule(float, low=0, high=1),
-    "select.n": Rule(int, low=1),
-    "select.lam": Rule(float, low=0),
-    "select.method": Rule(choices=("naive", "lazy", "stochastic")),
-}
+
+@dataclass
+class Queries(Section):
+    key: ClassVar[str] = "queries"
+    topics: list[str] | None = setting(None, "null = the 34 shipped everyday-culture topics")
+    per_topic: int = setting(1)
+    temperature: float = setting(0.9)
+    max_tokens: int = setting(64)
+    max_retries: int = setting(3)
+    seed: int = setting(0)
+
+
+@dataclass
+class Optimize(Section):
+    key: ClassVar[str] = "optimize"
+    rounds: int = setting(2, "in-context rewriting rounds of low culture-relatedness queries", low=0)
+    min_gain: float = setting(0.01, "stop when a round raises the mean score by less", low=0)
+    rewrite_fraction: float = setting(0.5, "the lowest-scoring share rewritten each round", low=0, high=1)
+    samples: int = setting(3, "sampled answers per query for the relatedness estimate", low=1)
+
+
+@dataclass
+class Responses(Section):
+    key: ClassVar[str] = "responses"
+    candidates: int = setting(3, "K persona responses per (query, culture)", low=1)
+    temperature: float = setting(0.8)
+    max_tokens: int = setting(96)
+    related_k: int = setting(2, "R(c): the most similar cultures by survey similarity", low=0)
+    judge_threshold: float = setting(0.5, "P(Yes) that the response is helpful and faithful", low=0, high=1)
+
+
+@dataclass
+class Select(Section):
+    key: ClassVar[str] = "select"
+    n: int = setting(100, "samples per culture (the paper: 100-200)", low=1)
+    lam: float = setting(0.5, "weight of the z-scored distinctiveness against coverage", low=0)
+    method: str = setting("lazy", "lazy | stochastic | naive greedy", choices=("naive", "lazy", "stochastic"))
+
+
+@dataclass
+class CaredioEval(Eval):
+    blend_limit: int | None = setting(50, "BLEnD questions per region")
+
+
+@dataclass
+class Config(Section):
+    """CAReDiO: cultural conversations optimized for representativeness and distinctiveness (Yao et al., 2025)."""
+
+    out: str = setting("runs/caredio", "the run folder")
+    survey: str = setting("../shared/data/wvs7", "survey folder: evaluation, and culture similarity for R(c)")
+    blend: str | None = setting(
+        "../shared/data/blend", "BLEnD folder: before/after accuracy where BLEnD covers the culture", nullable=True
+    )
+    cultures: list[str] = setting(["GBR", "CHN"], "ISO 3166 alpha-3 codes")
+    generator: EngineSpec = engine("generator", "writes queries and responses (an openai engine scores completions "
+                                                "with chat_template_from: the served model's tokenizer)")  # fmt: skip
+    judge: EngineSpec = engine("judge", "judges responses (the same model is loaded once)")
+    student: EngineSpec = student()
+    queries: Queries = section(Queries)
+    optimize: Optimize = section(Optimize)
+    responses: Responses = section(Responses)
+    select: Select = section(Select)
+    train: Train = section(Train)
+    eval: CaredioEval = section(CaredioEval)
+
+
+CONFIG = Config
 STAGES = ("generate-queries", "optimize-queries", "respond", "select-representative", "train", "eval")
 
 
@@ -82,33 +123,27 @@ def related_map(cultures: Sequence[Culture], survey: Survey, k: int) -> dict[str
     return out
 
 
-def data_steps(cfg: dict, survey: Survey, cultures: Sequence[Culture], run: RunFolder) -> list:
-    engine, judge = engines_from(cfg, "generator", "judge", run)
-    q, o, r, s = cfg["queries"], cfg["optimize"], cfg["responses"], cfg["select"]
+def data_steps(cfg: Config, survey: Survey, cultures: Sequence[Culture], run: RunFolder) -> list:
+    engine, judge = engines_from(cfg.generator, cfg.judge, run)
+    seed, r = cfg.queries.seed, cfg.responses
     return [
-        GenerateQueries(
-            engine, q["topics"], q["per_topic"], q["temperature"], max_retries=q["max_retries"], seed=q["seed"]
-        ),
-        OptimizeQueries(engine, cultures, o["rounds"], o["min_gain"], o["rewrite_fraction"], o["samples"], q["seed"]),
+        GenerateQueries(engine, **cfg.queries.kwargs()),
+        OptimizeQueries(engine, cultures, **cfg.optimize.kwargs(), seed=seed),
         RespondDistinctive(
             engine,
             judge,
             cultures,
-            related_map(cultures, survey, r["related_k"]),
-            r["candidates"],
-            r["temperature"],
-            r["max_tokens"],
-            r["judge_threshold"],
-            q["seed"],
+            related_map(cultures, survey, r.related_k),
+            **r.kwargs("related_k"),
+            seed=seed,
         ),
         SelectRepresentativeDistinctive(
             sample_text,
             lambda x: x.meta["culture"],
             lambda x: x.meta["distinctiveness"],
-            s["n"],
-            s["lam"],
-            s["method"],
-            q["seed"],
+            k=cfg.select.n,
+            **cfg.select.kwargs("n"),
+            seed=seed,
         ),
     ]
 
@@ -120,18 +155,18 @@ def sample_text(sample: ChatSample) -> str:
 
 def run_caredio(config: str | Path | None = None, overrides: Sequence[str] = (), redo_from: str | None = None):
     """Run the whole recipe; returns the before/after comparison (also in ``eval/comparison.json``)."""
-    cfg = load_config(config, DEFAULTS, list(overrides), RULES)
-    survey = load_survey(cfg["survey"])
-    cultures = parse_cultures(cfg["cultures"])
+    cfg = load(config, Config, list(overrides))
+    survey = load_survey(cfg.survey)
+    cultures = parse_cultures(cfg.cultures)
     blend = {}
-    if cfg["blend"] and Path(cfg["blend"]).is_dir():
-        blend = {c.code: r for c in cultures if (r := region_for(cfg["blend"], c.code, c.name))}
+    if cfg.blend and Path(cfg.blend).is_dir():
+        blend = {c.code: r for c in cultures if (r := region_for(cfg.blend, c.code, c.name))}
     with recipe_run(cfg, "caredio", STAGES, redo_from) as run:
         steps = data_steps(cfg, survey, cultures, run)
         samples = run_steps(steps, run.path, redo_from=data_redo(redo_from))
-        evaluations: list[Evaluation] = [wvs_evaluation(cfg, survey, cultures)]
+        evaluations: list[Evaluation] = [wvs_evaluation(cfg.eval, survey, cultures)]
         if blend:
-            evaluations.append(Blend(cfg["blend"], blend, cfg["eval"]["blend_limit"]))
+            evaluations.append(Blend(cfg.blend, blend, cfg.eval.blend_limit))
         return tune_and_compare(
             run,
             cfg,
@@ -152,8 +187,8 @@ def ablate_selection(run_dir: str | Path) -> dict[str, Any]:
 
     run_dir = Path(run_dir)
     selected = step_records(run_dir, "select-representative", "caredio run")
-    cfg = load_config(run_dir / "config.yaml", DEFAULTS, rules=RULES)
-    survey, cultures = load_survey(cfg["survey"]), parse_cultures(cfg["cultures"])
+    cfg = load(run_dir / "config.yaml", Config)
+    survey, cultures = load_survey(cfg.survey), parse_cultures(cfg.cultures)
     candidates = step_records(run_dir, "respond", "caredio run")
     rng = random.Random(0)
     random_set: list[ChatSample] = []
@@ -163,7 +198,7 @@ def ablate_selection(run_dir: str | Path) -> dict[str, Any]:
     pools = {c.code: [s for s in candidates if s.meta["culture"] == c.code] for c in cultures}
     embeddings = {code: embed([sample_text(s) for s in pool]) for code, pool in pools.items()}  # once per culture
     results: dict[str, Any] = {}
-    wvs = wvs_evaluation(cfg, survey, cultures)
+    wvs = wvs_evaluation(cfg.eval, survey, cultures)
     with RunFolder(run_dir) as run:
         engines: list = []
         for name, chosen in (("selected", selected), ("random", random_set)):
@@ -176,9 +211,7 @@ def ablate_selection(run_dir: str | Path) -> dict[str, Any]:
                     "n": len(picked),
                 }
             out_dir = run.eval_dir("ablation-selection") / name
-            after = train_and_evaluate(
-                run, cfg, wvs, f"ablation-{name}", chosen, cfg["train"]["mode"], out_dir, engines
-            )
+            after = train_and_evaluate(run, cfg, wvs, f"ablation-{name}", chosen, cfg.train.mode, out_dir, engines)
             results[name] = {"per_culture": per_culture, "wvs_after": after.metrics["overall"]}
         write_json(run.eval_dir("ablation-selection") / "metrics.json", results)
         record_cost(run, engines)

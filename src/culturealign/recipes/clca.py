@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from culturealign.config import Rule, load_config
+from culturealign.config import Section, library, load, setting
 from culturealign.cultures import Culture, parse_cultures
 from culturealign.data.hofstede import load_hofstede
 from culturealign.data.survey import Survey, load_survey
@@ -22,12 +23,17 @@ from culturealign.data.value_axes import axis_positions
 from culturealign.evaluate.base import Evaluation
 from culturealign.evaluate.individual import Individuals, load_respondents
 from culturealign.evaluate.wvs import WVSItem, divergences
-from culturealign.llm.spec import ENGINE_SECTION
+from culturealign.llm.spec import EngineSpec
 from culturealign.recipes.common import (
+    Eval,
+    Train,
     data_redo,
+    engine,
     engines_from,
     recipe_run,
+    section,
     show_comparison,
+    student,
     tune_and_compare,
     wvs_evaluation,
 )
@@ -42,54 +48,93 @@ from culturealign.train.lora import SFT_DEFAULTS
 
 log = logging.getLogger(__name__)
 
-ENGINE = {**ENGINE_SECTION}
-DEFAULTS: dict[str, Any] = {
-    "out": "runs/clca",
-    "survey": "../shared/data/wvs7",
-    "hofstede": "../shared/data/hofstede",
-    "respondents": None,  # the official WVS Wave 7 respondent-level CSV, for the individual-level evaluation
-    "cultures": ["GBR", "DEU", "MEX", "CHN", "JPN"],
-    "generator": dict(ENGINE),
-    "judge": dict(ENGINE),
-    "student": {"model": "smollm2", "dtype": "float32", "batch_size": 16},
-    "scenarios": {"per_culture": 3, "domains": None, "max_retries": 2, "temperature": 0.7, "seed": 0},
-    "roleplay": {"max_turns": 10, "max_retries": 2, "temperature": 0.7, "max_tokens": 80, "lenient": True},
-    "filter": {"bad_max": 2, "confidence": 0.7, "min_turns": 2, "calibrate": True},
-    "intents": {"enabled": True, "max_retries": 2},
-    "train": {
-        "mode": "joint",
-        "min_examples": 4,
-        "qlora": "auto",  # 4-bit quantized LoRA where a CUDA GPU and bitsandbytes are present
-        "lora": {"r": 4, "lora_alpha": 8, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"]},
-        "sft": {**SFT_DEFAULTS, "num_train_epochs": 3, "learning_rate": 1e-4, "max_length": 1024},
-    },
-    "eval": {
-        "topics": None,
-        "limit": None,
-        "general": False,
-        "general_limit": None,
-        "kl_eps": 1e-6,
-        "respondents_per_country": 50,
-    },
-}
-# What each key accepts beyond its type (config.COMMON_RULES covers the keys every recipe shares).
-RULES = {
-    "hofstede": Rule(str, nullable=True),  # null: no Hofstede scores in the prompts
-    "roleplay.max_turns": Rule(int, low=1),
-    "filter.bad_max": Rule(int, low=1, high=4),
-    "filter.confidence": Rule(float, low=0, high=1, open_low=True),
-    "filter.min_turns": Rule(int, low=0),
-    "train.qlora": Rule(choices=("auto", True, False)),
-    "eval.kl_eps": Rule(float, low=0, open_low=True),
-    "eval.respondents_per_country": Rule(int, low=1),
-    "respondents": Rule(str),
-}
+
+@dataclass
+class Scenarios(Section):
+    key: ClassVar[str] = "scenarios"
+    per_culture: int = setting(3, "generic scenarios adapted per culture (the bank holds 70)")
+    domains: list[str] | None = setting(None, "e.g. [family, work, hospitality]; null = all")
+    max_retries: int = setting(2, "re-asks when the setting or a name is missing (then: the generic text)")
+    temperature: float = setting(0.7)
+    seed: int = setting(0)
+
+
+@dataclass
+class RolePlaySection(Section):
+    key: ClassVar[str] = "roleplay"
+    max_turns: int = setting(10, "turn pairs", low=1)
+    max_retries: int = setting(2, "re-asks of a malformed turn before the conversation is closed")
+    temperature: float = setting(0.7)
+    max_tokens: int = setting(80)
+    lenient: bool = setting(True, "a reply with no action label counts as speech")
+
+
+@dataclass
+class Filter(Section):
+    key: ClassVar[str] = "filter"
+    bad_max: int = setting(2, "ratings 1..bad_max (of 5) are bad", low=1, high=4)
+    confidence: float = setting(
+        0.7, "drop when P(bad) >= this for quality or cultural fidelity", low=0, high=1, open_low=True
+    )
+    min_turns: int = setting(2, low=0)
+    calibrate: bool = setting(True, "divide by the judge's ratings of a content-free conversation")
+
+
+@dataclass
+class Intents(Section):
+    key: ClassVar[str] = "intents"
+    enabled: bool = setting(True, "annotate intents (the intent-prediction training view)")
+    max_retries: int = setting(2)
+
+
+@dataclass
+class ClcaTrain(Train):
+    qlora: Any = setting(
+        "auto", "4-bit quantized LoRA where a CUDA GPU and bitsandbytes are present", choices=("auto", True, False)
+    )
+    lora: dict = library({"r": 4, "lora_alpha": 8, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"]},
+                         "peft.LoraConfig settings (the paper: r 4 on q/v)")  # fmt: skip
+    sft: dict = library({**SFT_DEFAULTS, "num_train_epochs": 3, "learning_rate": 1e-4, "max_length": 1024},
+                        "trl.SFTConfig settings (the paper: lr 1e-4, 3 epochs)")  # fmt: skip
+
+
+@dataclass
+class ClcaEval(Eval):
+    kl_eps: float = setting(1e-6, "smoothing of KL(people || model)", low=0, open_low=True)
+    respondents_per_country: int = setting(50, "respondents sampled per country for the individual level", low=1)
+
+
+@dataclass
+class Config(Section):
+    """CLCA: learning culture from simulated social interactions (Liu, Korhonen, Gurevych, ACL 2025)."""
+
+    out: str = setting("runs/clca", "the run folder")
+    survey: str = setting("../shared/data/wvs7", "survey folder: evaluation and the cultures' value axes")
+    hofstede: str | None = setting(
+        "../shared/data/hofstede", "Hofstede scores for culture profiles (null: survey axes only)", nullable=True
+    )
+    respondents: str | None = setting(
+        None, "official WVS Wave 7 respondent CSV: the individual-level evaluation", type=str
+    )
+    cultures: list[str] = setting(["GBR", "DEU", "MEX", "CHN", "JPN"], "ISO 3166 alpha-3 codes")
+    generator: EngineSpec = engine("generator", "adapts scenarios and role-plays both agents")
+    judge: EngineSpec = engine("judge", "rates conversations and annotates intents")
+    student: EngineSpec = student()
+    scenarios: Scenarios = section(Scenarios)
+    roleplay: RolePlaySection = section(RolePlaySection)
+    filter: Filter = section(Filter)
+    intents: Intents = section(Intents)
+    train: ClcaTrain = section(ClcaTrain)
+    eval: ClcaEval = section(ClcaEval)
+
+
+CONFIG = Config
 STAGES = ("adapt-scenarios", "role-play", "judge", "intents", "views", "train", "eval")
 
 
-def profiles(cfg: dict, survey: Survey, cultures: Sequence[Culture]) -> dict[str, str]:
+def profiles(cfg: Config, survey: Survey, cultures: Sequence[Culture]) -> dict[str, str]:
     """Culture profiles for personas; a culture without Hofstede scores still works (with a warning)."""
-    scores = load_hofstede(cfg["hofstede"]).scores if cfg["hofstede"] else {}
+    scores = load_hofstede(cfg.hofstede).scores if cfg.hofstede else {}
     axes = axis_positions(survey)
     out = {}
     for c in cultures:
@@ -103,26 +148,17 @@ def profiles(cfg: dict, survey: Survey, cultures: Sequence[Culture]) -> dict[str
     return out
 
 
-def data_steps(cfg: dict, survey: Survey, cultures: Sequence[Culture], run: RunFolder) -> list:
-    engine, judge = engines_from(cfg, "generator", "judge", run)
-    s, r, f, i = cfg["scenarios"], cfg["roleplay"], cfg["filter"], cfg["intents"]
+def data_steps(cfg: Config, survey: Survey, cultures: Sequence[Culture], run: RunFolder) -> list:
+    engine, judge = engines_from(cfg.generator, cfg.judge, run)
+    seed = cfg.scenarios.seed
     steps = [
-        AdaptScenarios(
-            engine,
-            cultures,
-            profiles(cfg, survey, cultures),
-            s["per_culture"],
-            s["domains"],
-            s["max_retries"],
-            s["temperature"],
-            s["seed"],
-        ),
-        RolePlay(engine, r["max_turns"], r["max_retries"], r["temperature"], r["max_tokens"], r["lenient"], s["seed"]),
-        JudgeConversations(judge, f["bad_max"], f["confidence"], f["min_turns"], f["calibrate"]),
+        AdaptScenarios(engine, cultures, profiles(cfg, survey, cultures), **cfg.scenarios.kwargs()),
+        RolePlay(engine, **cfg.roleplay.kwargs(), seed=seed),
+        JudgeConversations(judge, **cfg.filter.kwargs()),
     ]
-    if i["enabled"]:
-        steps.append(AnnotateIntents(judge, i["max_retries"], seed=s["seed"]))
-    steps.append(DialogueViews(intents=i["enabled"]))
+    if cfg.intents.enabled:
+        steps.append(AnnotateIntents(judge, cfg.intents.max_retries, seed=seed))
+    steps.append(DialogueViews(intents=cfg.intents.enabled))
     return steps
 
 
@@ -141,21 +177,21 @@ def _items(folder: Path) -> list[WVSItem]:
     return [WVSItem(**row) for row in read_jsonl(folder / "items.jsonl")] if (folder / "items.jsonl").is_file() else []
 
 
-def evaluations(cfg: dict, survey: Survey, cultures: Sequence[Culture]) -> list[Evaluation]:
+def evaluations(cfg: Config, survey: Survey, cultures: Sequence[Culture]) -> list[Evaluation]:
     """WVS, and the individual level when a respondent-level file is given."""
-    out: list[Evaluation] = [wvs_evaluation(cfg, survey, cultures)]
-    if cfg["respondents"]:
-        respondents = load_respondents(cfg["respondents"], survey.questions)
+    out: list[Evaluation] = [wvs_evaluation(cfg.eval, survey, cultures)]
+    if cfg.respondents:
+        respondents = load_respondents(cfg.respondents, survey.questions)
         codes = [c.code for c in cultures]
-        out.append(Individuals(respondents, survey.questions, codes, cfg["eval"]["respondents_per_country"]))
+        out.append(Individuals(respondents, survey.questions, codes, cfg.eval.respondents_per_country))
     return out
 
 
 def run_clca(config: str | Path | None = None, overrides: Sequence[str] = (), redo_from: str | None = None):
     """Run the whole recipe; returns the before/after comparison (also in ``eval/comparison.json``)."""
-    cfg = load_config(config, DEFAULTS, list(overrides), RULES)
-    survey = load_survey(cfg["survey"])
-    cultures = parse_cultures(cfg["cultures"])
+    cfg = load(config, Config, list(overrides))
+    survey = load_survey(cfg.survey)
+    cultures = parse_cultures(cfg.cultures)
     with recipe_run(cfg, "clca", STAGES, redo_from) as run:
         steps = data_steps(cfg, survey, cultures, run)
         samples = run_steps(steps, run.path, redo_from=data_redo(redo_from))
@@ -170,7 +206,7 @@ def run_clca(config: str | Path | None = None, overrides: Sequence[str] = (), re
             [steps[0].engine],
             hint="Role-play more scenarios (scenarios.per_culture) or relax the judge (filter.confidence).",
         )
-        eps = cfg["eval"]["kl_eps"]
+        eps = cfg.eval.kl_eps
         comparison["divergence"] = {
             when: divergences(items, eps)
             for when in ("before", "after")

@@ -12,9 +12,11 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from culturealign.config import Section, library, setting
 from culturealign.cultures import Culture
 from culturealign.data.survey import Survey
 from culturealign.errors import UserError
@@ -27,20 +29,63 @@ from culturealign.llm.spec import EngineSpec
 from culturealign.records import ChatSample
 from culturealign.runs import RunFolder, write_json
 from culturealign.runs.store import write_cost, write_cost_seconds
+from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS
 from culturealign.train.variants import train_variant
 
 log = logging.getLogger(__name__)
 TAIL_STAGES = ("train", "eval")
 
 
+# -- config sections every training recipe shares (each recipe subclasses them for its own defaults and keys) ------
+def engine(where: str, help: str = "", **settings: Any) -> Any:
+    """An engine section (``generator``, ``judge``, ``student``...): an EngineSpec that checks itself."""
+    return field(default_factory=lambda: EngineSpec(**settings, where=where), metadata={"help": help})
+
+
+def section(kind: type[Section], help: str = "") -> Any:
+    """A nested config section with its own defaults."""
+    return field(default_factory=kind, metadata={"help": help})
+
+
+def student(help: str = "the model being tuned (a local Hugging Face model)") -> Any:
+    return engine("student", help)
+
+
+@dataclass
+class Train(Section):
+    key: ClassVar[str] = "train"
+    mode: str = setting("joint", "joint (one adapter, the culture in the system prompt) or specific (one per culture)")
+    min_examples: int = setting(4, "fewer kept examples than this: nothing is trained, the base model is reported")
+    lora: dict = library(LORA_DEFAULTS, "peft.LoraConfig settings")
+    sft: dict = library(SFT_DEFAULTS, "trl.SFTConfig settings")
+
+
+@dataclass
+class Eval(Section):
+    key: ClassVar[str] = "eval"
+    topics: list[str] | None = setting(None, "WVS topics evaluated; null = all")
+    limit: int | None = setting(None, "WVS questions per culture (a seeded sample); null = all")
+    general: bool = setting(False, "general-ability check after tuning: next-token KL and multiple-choice agreement")
+    general_limit: int | None = setting(None, "prompts and items of the general-ability check; null = all")
+
+
+def check_student(cfg: Any) -> None:
+    """The student is trained in process: a local model."""
+    if cfg.student.engine != "local":
+        raise UserError(
+            f"config key 'student.engine' must be local (the student is trained here), not {cfg.student.engine!r}"
+        )
+
+
 @contextmanager
-def recipe_run(cfg: dict, recipe: str, stages: Sequence[str], redo_from: str | None) -> Iterator[RunFolder]:
+def recipe_run(cfg: Any, recipe: str, stages: Sequence[str], redo_from: str | None) -> Iterator[RunFolder]:
     """Open the run folder, record the config and clear what ``--from train|eval`` redoes; time the run."""
     if redo_from is not None and redo_from not in stages:
         raise UserError(f"unknown stage {redo_from!r} for --from: stages are {', '.join(stages)}")
     start = time.time()
-    with RunFolder(cfg["out"]) as run:
-        run.write_config({"recipe": recipe, **cfg})
+    check_student(cfg)
+    with RunFolder(cfg.out) as run:
+        run.write_config({"recipe": recipe, **cfg.to_dict()})
         if redo_from is not None:  # every stage after the one redone depends on it: evaluation always
             shutil.rmtree(run.path / "eval", ignore_errors=True)
             if redo_from != "eval":  # and training, unless only the evaluation is redone
@@ -49,13 +94,13 @@ def recipe_run(cfg: dict, recipe: str, stages: Sequence[str], redo_from: str | N
         write_cost_seconds(run.path, time.time() - start)
 
 
-def engines_from(cfg: dict, writer: str, reviewer: str, run: RunFolder) -> tuple[Engine, Engine]:
-    """The recipe's writing engine (``cfg[writer]``) and its judging one (``cfg[reviewer]``; the same object when
-    both sections are equal, so one model is loaded once)."""
-    engine = EngineSpec.from_section(cfg[writer], writer).build(run.cache)
-    if cfg[reviewer] == cfg[writer]:
+def engines_from(writer: EngineSpec, reviewer: EngineSpec, run: RunFolder) -> tuple[Engine, Engine]:
+    """The recipe's writing engine and its judging one (the same object when both sections are equal, so one model
+    is loaded once)."""
+    engine = writer.build(run.cache)
+    if reviewer.settings() == writer.settings():
         return engine, engine
-    return engine, EngineSpec.from_section(cfg[reviewer], reviewer).build(run.cache)
+    return engine, reviewer.build(run.cache)
 
 
 def data_redo(redo_from: str | None) -> str | None:
@@ -63,14 +108,14 @@ def data_redo(redo_from: str | None) -> str | None:
     return None if redo_from in TAIL_STAGES else redo_from
 
 
-def wvs_evaluation(cfg: dict, survey: Survey, cultures: Sequence[Culture]) -> WVS:
+def wvs_evaluation(ev: Eval, survey: Survey, cultures: Sequence[Culture]) -> WVS:
     """The culture-aware WVS evaluation every training recipe reports (``eval.topics``, ``eval.limit``)."""
-    return WVS(survey, cultures, "aware", cfg["eval"]["topics"], cfg["eval"]["limit"])
+    return WVS(survey, cultures, "aware", ev.topics, ev.limit)
 
 
 def tune_and_compare(
     run: RunFolder,
-    cfg: dict,
+    cfg: Any,
     survey: Survey,
     evaluations: Sequence[Evaluation],
     samples: list[ChatSample],
@@ -81,35 +126,36 @@ def tune_and_compare(
 
     ``comparison[name]`` is each evaluation's before/after table, ``comparison["evaluations"]`` their names.
     """
-    mode = cfg["train"]["mode"]
-    adapters = train_variant(run.path, mode, samples, cfg, mode) if enough_to_train(samples, cfg, hint) else {}
+    mode = cfg.train.mode
+    trained = enough_to_train(samples, cfg.train.min_examples, hint)
+    adapters = train_variant(run.path, mode, samples, cfg.student.model, cfg.train, mode) if trained else {}
     comparison: dict[str, Any] = {
         "trained": bool(adapters),
         "examples": len(samples),
         "adapters": {k: str(v) for k, v in adapters.items()},
         **survey_accounts(survey),
     }
-    results = before_after(run, cfg["student"], evaluations, adapters, mode, engines)
+    results = before_after(run, cfg.student, evaluations, adapters, mode, engines)
     comparison |= {name: ba.table for name, ba in results.items()}
     comparison["evaluations"] = list(results)
-    if adapters and cfg["eval"].get("general"):
+    if adapters and cfg.eval.general:
         # next-token distributions, not cached calls: these engines stay off the run's cache
-        base = EngineSpec.from_section(cfg["student"], "student").build()
-        tuned = EngineSpec.from_section(cfg["student"], "student", adapter=str(next(iter(adapters.values())))).build()
-        comparison["general"] = general_check(base, tuned, cfg["eval"]["general_limit"], run.eval_dir("general"))
+        base = cfg.student.build()
+        tuned = replace(cfg.student, adapter=str(next(iter(adapters.values())))).build()
+        comparison["general"] = general_check(base, tuned, cfg.eval.general_limit, run.eval_dir("general"))
     write_json(run.path / "eval" / "comparison.json", comparison)
     record_cost(run, engines)
     return comparison
 
 
-def enough_to_train(samples: Sequence[Any], cfg: dict, hint: str = "") -> bool:
+def enough_to_train(samples: Sequence[Any], min_examples: int, hint: str = "") -> bool:
     """Whether ``train.min_examples`` are there; if not, one warning saying so (every recipe's one check)."""
-    if len(samples) >= cfg["train"]["min_examples"]:
+    if len(samples) >= min_examples:
         return True
     log.warning(
         "kept only %d training examples (< train.min_examples=%d): too few to train on. %s",
         len(samples),
-        cfg["train"]["min_examples"],
+        min_examples,
         hint,
     )
     return False
@@ -117,7 +163,7 @@ def enough_to_train(samples: Sequence[Any], cfg: dict, hint: str = "") -> bool:
 
 def train_and_evaluate(
     run: RunFolder,
-    cfg: dict,
+    cfg: Any,
     evaluation: Evaluation,
     name: str,
     samples: list[ChatSample],
@@ -126,8 +172,8 @@ def train_and_evaluate(
     engines: list[Engine],
 ) -> EvalResult:
     """One ablation variant: train its adapter(s) under ``train/<name>``, write its evaluation to ``out_dir``."""
-    adapters = train_variant(run.path, name, samples, cfg, mode)
-    result = evaluate_on(run, cfg["student"], [evaluation], adapters, mode, engines)[evaluation.name]
+    adapters = train_variant(run.path, name, samples, cfg.student.model, cfg.train, mode)
+    result = evaluate_on(run, cfg.student, [evaluation], adapters, mode, engines)[evaluation.name]
     result.save(out_dir)
     return result
 

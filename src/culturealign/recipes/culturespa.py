@@ -10,21 +10,27 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from culturealign.config import Rule, load_config
+from culturealign.config import Section, library, load, setting
 from culturealign.cultures import Culture, load_similarity, parse_cultures
 from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
 from culturealign.evaluate.before_after import evaluate_on
 from culturealign.llm.local import LocalEngine
-from culturealign.llm.spec import ENGINE_SECTION, EngineSpec
+from culturealign.llm.spec import EngineSpec
 from culturealign.recipes.common import (
+    Eval,
+    Train,
     data_redo,
+    engine,
     recipe_run,
     record_cost,
+    section,
     show_comparison,
+    student,
     train_and_evaluate,
     tune_and_compare,
     wvs_evaluation,
@@ -38,79 +44,102 @@ from culturealign.steps.questions import GenerateQuestions
 from culturealign.steps.select import SelectCultureRelated
 from culturealign.steps.views import SurveyAnswerSamples
 from culturealign.train.distribution import SOFT_DEFAULTS
-from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "out": "runs/culturespa",
-    "survey": "../shared/data/wvs7",
-    "cultures": ["DEU", "CHN", "NGA"],
-    "generator": dict(ENGINE_SECTION),
-    "student": {"model": "smollm2", "dtype": "float32", "batch_size": 16},
-    "questions": {
-        "per_topic": 3,
-        "examples": 3,
-        "topics": None,
-        "temperature": 0.8,
-        "max_tokens": 160,
-        "max_retries": 3,
-        "seed": 0,
-    },
-    "dedup": {"threshold": 0.9},
-    "answers": {"choice": "sample", "temperature": 0.6, "cross_culture": False, "reasons": False, "seed": 0},
-    "select": {"criterion": "differ", "threshold": 0.1},
-    "train": {
-        "mode": "joint",
-        "target": "code",  # or distribution: the aware option distribution as a soft label
-        "min_examples": 8,
-        "lora": dict(LORA_DEFAULTS),
-        "sft": dict(SFT_DEFAULTS),
-        "soft": dict(SOFT_DEFAULTS),
-    },
-    "eval": {"topics": None, "limit": None, "general": True, "general_limit": None},
-}
-# What each key accepts beyond its type (config.COMMON_RULES covers the keys every recipe shares).
-RULES = {
-    "questions.examples": Rule(int, low=0),
-    "dedup.threshold": Rule(float, low=0, high=1, open_low=True),
-    "answers.choice": Rule(choices=("top", "sample")),
-    "select.criterion": Rule(choices=("differ", "divergence")),
-    "select.threshold": Rule(float, low=0, high=1),
-    "train.target": Rule(choices=("code", "distribution")),
-}
+
+@dataclass
+class Questions(Section):
+    key: ClassVar[str] = "questions"
+    per_topic: int = setting(3, "questions written per WVS topic (the paper: ~1,000)")
+    examples: int = setting(3, "real survey questions of the topic shown per call (drawn at random)", low=0)
+    topics: list[str] | None = setting(None, "null = the 13 WVS topics")
+    temperature: float = setting(0.8)
+    max_tokens: int = setting(160)
+    max_retries: int = setting(3, "re-asks of slots whose reply held no valid question")
+    seed: int = setting(0)
+
+
+@dataclass
+class Dedup(Section):
+    key: ClassVar[str] = "dedup"
+    threshold: float = setting(
+        0.9, "cosine similarity (all-MiniLM-L6-v2) at which two questions are duplicates", low=0, high=1, open_low=True
+    )
+
+
+@dataclass
+class Answers(Section):
+    key: ClassVar[str] = "answers"
+    choice: str = setting(
+        "sample", "sample (as the paper, at the temperature below) or top", choices=("top", "sample")
+    )
+    temperature: float = setting(0.6)
+    cross_culture: bool = setting(False, "answer as each culture with its most similar cultures named")
+    reasons: bool = setting(False, "also generate a one-sentence reason for each aware answer")
+    seed: int = setting(0)
+
+
+@dataclass
+class Select(Section):
+    key: ClassVar[str] = "select"
+    criterion: str = setting(
+        "differ", "differ (the paper's) or divergence (JS distance >= threshold)", choices=("differ", "divergence")
+    )
+    threshold: float = setting(0.1, "for criterion divergence", low=0, high=1)
+
+
+@dataclass
+class SpaTrain(Train):
+    target: str = setting(
+        "code",
+        "code (the paper: one sampled aware code as the reply) or distribution (the option distribution, soft label)",
+        choices=("code", "distribution"),
+    )
+    min_examples: int = setting(8, "fewer kept pairs than this: nothing is trained, the base model is reported")
+    soft: dict = library(SOFT_DEFAULTS, "the soft-label trainer (target: distribution)")
+
+
+@dataclass
+class SpaEval(Eval):
+    general: bool = setting(True, "general-ability check after tuning: next-token KL and multiple-choice agreement")
+
+
+@dataclass
+class Config(Section):
+    """CultureSPA: self-pluralising culture alignment (Xu et al., NAACL 2025)."""
+
+    out: str = setting("runs/culturespa", "the run folder")
+    survey: str = setting("../shared/data/wvs7", "survey folder (README: Survey data)")
+    cultures: list[str] = setting(["DEU", "CHN", "NGA"], "ISO 3166 alpha-3 codes")
+    generator: EngineSpec = engine("generator", "writes and answers the questions (self-alignment: the student)")
+    student: EngineSpec = student()
+    questions: Questions = section(Questions)
+    dedup: Dedup = section(Dedup)
+    answers: Answers = section(Answers)
+    select: Select = section(Select)
+    train: SpaTrain = section(SpaTrain)
+    eval: SpaEval = section(SpaEval)
+
+
+CONFIG = Config
 STAGES = ("generate-questions", "dedup", "answer", "select", "training-data", "train", "eval")
 
 
-def data_steps(cfg: dict, survey: Survey, cultures: Sequence[Culture], run: RunFolder) -> list:
+def data_steps(cfg: Config, survey: Survey, cultures: Sequence[Culture], run: RunFolder) -> list:
     """The recipe's record steps, built from the config (the generator engine writes and answers)."""
-    g = cfg["generator"]
-    engine = EngineSpec.from_section(g, "generator").build(run.cache)
-    a = cfg["answers"]
+    engine = cfg.generator.build(run.cache)
     similarity = None
-    if a["cross_culture"]:
+    if cfg.answers.cross_culture:
         if survey.similarity_path is None:
             raise UserError("answers.cross_culture needs country_similarity.json in the survey folder")
         similarity = load_similarity(survey.similarity_path)
-    q = cfg["questions"]
     return [
-        GenerateQuestions(
-            engine,
-            survey,
-            q["per_topic"],
-            q["examples"],
-            q["topics"],
-            q["temperature"],
-            q["max_tokens"],
-            q["max_retries"],
-            q["seed"],
-        ),
-        Deduplicate([x.text for x in survey.questions.values()], cfg["dedup"]["threshold"]),
-        AnswerUnawareAware(
-            engine, cultures, a["choice"], a["temperature"], a["cross_culture"], similarity, a["reasons"], a["seed"]
-        ),
-        SelectCultureRelated(cfg["select"]["criterion"], cfg["select"]["threshold"]),
-        SurveyAnswerSamples(cultures, target=cfg["train"]["target"]),
+        GenerateQuestions(engine, survey, **cfg.questions.kwargs()),
+        Deduplicate([x.text for x in survey.questions.values()], cfg.dedup.threshold),
+        AnswerUnawareAware(engine, cultures, similarity=similarity, **cfg.answers.kwargs()),
+        SelectCultureRelated(**cfg.select.kwargs()),
+        SurveyAnswerSamples(cultures, target=cfg.train.target),
     ]
 
 
@@ -118,14 +147,14 @@ def run_culturespa(
     config: str | Path | None = None, overrides: Sequence[str] = (), redo_from: str | None = None
 ) -> dict[str, Any]:
     """Run the whole recipe; returns the before/after comparison (also in ``eval/comparison.json``)."""
-    cfg = load_config(config, DEFAULTS, list(overrides), RULES)
-    survey = load_survey(cfg["survey"])
-    cultures = parse_cultures(cfg["cultures"])
+    cfg = load(config, Config, list(overrides))
+    survey = load_survey(cfg.survey)
+    cultures = parse_cultures(cfg.cultures)
     with recipe_run(cfg, "culturespa", STAGES, redo_from) as run:
         steps = data_steps(cfg, survey, cultures, run)
         samples = run_steps(steps, run.path, redo_from=data_redo(redo_from))
         hint = "Generate more questions or try select.criterion=divergence."
-        evaluations = [wvs_evaluation(cfg, survey, cultures)]
+        evaluations = [wvs_evaluation(cfg.eval, survey, cultures)]
         return tune_and_compare(run, cfg, survey, evaluations, samples, [steps[0].engine], hint=hint)
 
 
@@ -150,9 +179,9 @@ def ablate(run_dir: str | Path, what: str, fractions: Sequence[float] = (0.1, 0.
         raise UserError(f"unknown ablation {what!r}: use one of {', '.join(ABLATIONS)}")
     run_dir = Path(run_dir)
     kept = step_records(run_dir, "training-data", "culturespa run")
-    cfg = load_config(run_dir / "config.yaml", DEFAULTS, rules=RULES)
-    survey = load_survey(cfg["survey"])
-    cultures = parse_cultures(cfg["cultures"])
+    cfg = load(run_dir / "config.yaml", Config)
+    survey = load_survey(cfg.survey)
+    cultures = parse_cultures(cfg.cultures)
     if what == "joint-vs-specific":
         plan = {"joint": (kept, "joint"), "specific": (kept, "specific")}
     elif what == "quantity":
@@ -163,14 +192,14 @@ def ablate(run_dir: str | Path, what: str, fractions: Sequence[float] = (0.1, 0.
         plan = {
             "quality-kept": (kept, "joint"),
             "quality-random": (
-                list(SurveyAnswerSamples(cultures, target=cfg["train"]["target"]).run(random_pairs)),
+                list(SurveyAnswerSamples(cultures, target=cfg.train.target).run(random_pairs)),
                 "joint",
             ),
         }
     with RunFolder(run_dir) as run:
         engines: list[LocalEngine] = []
-        wvs = wvs_evaluation(cfg, survey, cultures)
-        base = evaluate_on(run, cfg["student"], [wvs], engines=engines)["wvs"]
+        wvs = wvs_evaluation(cfg.eval, survey, cultures)
+        base = evaluate_on(run, cfg.student, [wvs], engines=engines)["wvs"]
         results: dict[str, Any] = {"base": {"examples": 0, **base.metrics["overall"]}}
         for name, (samples, mode) in plan.items():
             out_dir = run.eval_dir(f"ablation-{what}") / name

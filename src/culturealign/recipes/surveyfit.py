@@ -17,10 +17,11 @@ import math
 import shutil
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from culturealign.config import Rule, load_config
+from culturealign.config import Section, library, load, setting
 from culturealign.cultures import Culture, parse_cultures
 from culturealign.data.split import QuestionSplit, split_questions
 from culturealign.data.survey import Survey, load_survey
@@ -31,85 +32,89 @@ from culturealign.evaluate.compare_runs import compare_runs
 from culturealign.evaluate.wvs import WVS, skip_line, summarize, survey_accounts
 from culturealign.llm.base import Engine
 from culturealign.llm.models import resolve_model
-from culturealign.recipes.common import recipe_run, record_cost
+from culturealign.llm.spec import EngineSpec
+from culturealign.recipes.common import Train, recipe_run, record_cost, section, student
 from culturealign.records import ChatSample, SoftLabel
 from culturealign.runs import RunFolder, write_json
 from culturealign.runs.runner import run_steps
 from culturealign.runs.store import check_fingerprint, fingerprint
 from culturealign.steps.targets import SurveyTargets
 from culturealign.train.distribution import SOFT_DEFAULTS, train_distribution, write_soft_labels
-from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS, train_lora, write_training_data
+from culturealign.train.lora import LORA_DEFAULTS, train_lora, write_training_data
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "out": "runs/surveyfit",
-    "survey": "../shared/data/wvs7",
-    "cultures": ["DEU", "CHN", "NGA"],
-    "student": {"model": "smollm2", "dtype": "float32", "batch_size": 16},
-    "split": {"eval_fraction": 0.3, "validation_fraction": 0.2, "seed": 0, "topics": None},
-    "train": {
-        "target": "distribution",  # or samples
-        "samples_per_item": 4,  # K reply codes per (question, culture) for target=samples
-        "seeds": [0],
-        "min_examples": 8,
-        "lora": {**LORA_DEFAULTS, "r": 16, "lora_alpha": 32},
-        "soft": dict(SOFT_DEFAULTS),
-        "sft": dict(SFT_DEFAULTS),
-    },
-    "eval": {
-        "cultures": [],  # extra cultures scored but not trained on (reported apart)
-        "survey": None,  # a second survey folder to score too (questions seen in training left out, counted)
-        "dedup_threshold": 0.9,
-        "train_limit": 30,  # training questions per culture in the plumbing check (null = all)
-        "validation": True,
-        "limit": None,
-    },
-}
-# What each key accepts beyond its type (config.COMMON_RULES covers the keys every recipe shares).
-RULES = {
-    "split.eval_fraction": Rule(float, low=0, high=1, open_low=True),
-    "split.validation_fraction": Rule(float, low=0, high=1),
-    "eval.survey": Rule(str),
-    "eval.dedup_threshold": Rule(float, low=0, high=1, open_low=True),
-}
+
+@dataclass
+class Split(Section):
+    key: ClassVar[str] = "split"
+    eval_fraction: float = setting(
+        0.3, "share of each topic's questions held out (whole batteries)", low=0, high=1, open_low=True
+    )
+    validation_fraction: float = setting(0.2, "share of the rest kept for choosing settings", low=0, high=1)
+    seed: int = setting(0)
+    topics: list[str] | None = setting(None, "null = every topic the survey answers")
+
+
+@dataclass
+class FitTrain(Train):
+    target: str = setting(
+        "distribution",
+        "distribution (soft labels: the human shares) or samples (K sampled codes)",
+        choices=("distribution", "samples"),
+    )
+    samples_per_item: int = setting(4, "K reply codes per (question, culture), for target: samples", low=1)
+    seeds: list[int] = setting([0], "one adapter per seed; several give the spread over seeds", each=int)
+    min_examples: int = setting(8, "fewer examples than this: the run stops")
+    lora: dict = library({**LORA_DEFAULTS, "r": 16, "lora_alpha": 32}, "peft.LoraConfig settings")
+    soft: dict = library(SOFT_DEFAULTS, "the soft-label trainer (target: distribution)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.seeds:
+            raise UserError("config key 'train.seeds' must be a non-empty list of whole numbers, e.g. [0, 1, 2]")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise UserError(f"config key 'train.seeds' repeats a seed: {self.seeds}")
+
+
+@dataclass
+class FitEval(Section):
+    key: ClassVar[str] = "eval"
+    cultures: list[str] = setting([], "also scored, never trained on: what transfers (reported apart)", each=str)
+    survey: str | None = setting(
+        None, "a second survey folder to score (questions seen in training left out)", type=str
+    )
+    dedup_threshold: float = setting(
+        0.9, "near-duplicate text (all-MiniLM-L6-v2 cosine) counts as seen in training", low=0, high=1, open_low=True
+    )
+    train_limit: int | None = setting(
+        30, "training questions per culture in the plumbing check (null = all)", low=1, nullable=True
+    )
+    validation: bool = setting(True, "score the validation questions (for choosing settings)")
+    limit: int | None = setting(None, "eval questions per culture (null = all)")
+
+
+@dataclass
+class Config(Section):
+    """SurveyFit: LoRA-tune on human answer distributions, measure on survey questions the model never saw."""
+
+    out: str = setting("runs/surveyfit", "the run folder")
+    survey: str = setting("../shared/data/wvs7", "a survey folder (README: Survey data)")
+    cultures: list[str] = setting(["DEU", "CHN", "NGA"], "trained on (ISO 3166 alpha-3)")
+    student: EngineSpec = student()
+    split: Split = section(Split)
+    train: FitTrain = section(FitTrain)
+    eval: FitEval = section(FitEval)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.cultures:
+            raise UserError("config key 'cultures' is empty: name at least one culture to train on, e.g. [DEU, CHN]")
+
+
+CONFIG = Config
 STAGES = ("survey-targets", "train", "eval")
 SETS = ("eval", "validation", "train")
-
-
-# -- config ---------------------------------------------------------------------------------------------------------
-def _codes(value: Any, key: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
-        raise UserError(f"config key {key!r} must be a list of ISO alpha-3 codes, e.g. [DEU, CHN], not {value!r}")
-    return value
-
-
-def check_config(cfg: dict[str, Any]) -> None:
-    """What the generic config check cannot see: lists of codes and seeds, the target, K."""
-    if not _codes(cfg["cultures"], "cultures"):
-        raise UserError("config key 'cultures' is empty: name at least one culture to train on, e.g. [DEU, CHN]")
-    _codes(cfg["eval"]["cultures"], "eval.cultures")
-    t = cfg["train"]
-    if t["target"] not in ("distribution", "samples"):
-        raise UserError(f"config key 'train.target' must be distribution or samples, not {t['target']!r}")
-    k = t["samples_per_item"]
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise UserError(f"config key 'train.samples_per_item' (K) must be a whole number >= 1, not {k!r}")
-    seeds = t["seeds"]
-    if (
-        not isinstance(seeds, list)
-        or not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-    ):
-        raise UserError(
-            f"config key 'train.seeds' must be a non-empty list of whole numbers, e.g. [0, 1, 2], not {seeds!r}"
-        )
-    if len(set(seeds)) != len(seeds):
-        raise UserError(f"config key 'train.seeds' repeats a seed: {seeds}")
-    for key in ("train_limit", "limit"):
-        v = cfg["eval"][key]
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise UserError(f"config key 'eval.{key}' must be a whole number >= 1 or null, not {v!r}")
 
 
 def _cultures(survey: Survey, codes: list[str], key: str) -> list[Culture]:
@@ -122,33 +127,33 @@ def _cultures(survey: Survey, codes: list[str], key: str) -> list[Culture]:
     return cultures
 
 
-def make_split(cfg: dict[str, Any], survey: Survey, cultures: Sequence[Culture]) -> QuestionSplit:
+def make_split(cfg: Config, survey: Survey, cultures: Sequence[Culture]) -> QuestionSplit:
     """The seeded split of the questions any training culture answered (optionally some topics only)."""
-    sp = cfg["split"]
+    sp = cfg.split
     answered = {qid for c in cultures for qid in survey.distributions.get(c.code, {})}
     questions = [q for q in survey.questions.values() if q.id in answered]
-    if sp["topics"]:
-        topics = [sp["topics"]] if isinstance(sp["topics"], str) else list(sp["topics"])
+    if sp.topics:
+        topics = [sp.topics] if isinstance(sp.topics, str) else list(sp.topics)
         unknown = sorted(set(topics) - set(survey.topics()))
         if unknown:
             raise UserError(f"config key 'split.topics': unknown topics {unknown}; the survey has {survey.topics()}")
         questions = [q for q in questions if q.topic in topics]
-    return split_questions(questions, sp["eval_fraction"], sp["validation_fraction"], sp["seed"])
+    return split_questions(questions, sp.eval_fraction, sp.validation_fraction, sp.seed)
 
 
 # -- training -------------------------------------------------------------------------------------------------------
 def train_targets(
-    run_dir: Path, name: str, examples: Sequence[SoftLabel | ChatSample], cfg: dict[str, Any], seed: int
+    run_dir: Path, name: str, examples: Sequence[SoftLabel | ChatSample], cfg: Config, seed: int
 ) -> Path:
     """Train (or keep, when its fingerprint matches) one adapter ``train/<name>`` on ``examples`` with ``seed``."""
-    t = cfg["train"]
+    t = cfg.train
     folder = run_dir / "train" / name
     settings = {
-        "target": t["target"],
-        "lora": t["lora"],
-        "soft" if t["target"] == "distribution" else "sft": t["soft"] if t["target"] == "distribution" else t["sft"],
+        "target": t.target,
+        "lora": t.lora,
+        "soft" if t.target == "distribution" else "sft": t.soft if t.target == "distribution" else t.sft,
         "seed": seed,
-        "student": cfg["student"]["model"],
+        "student": cfg.student.model,
         "examples": [e.meta.get("culture", "") + "|" + e.meta.get("question_id", "") for e in examples],
         "targets": [getattr(e, "target", None) or e.messages[-1]["content"] for e in examples],
     }
@@ -158,13 +163,13 @@ def train_targets(
         if json.loads(info.read_text()).get("fingerprint") == stamp:
             return folder
         log.warning("adapter %s was trained on other data or settings: training it again", folder)
-    base = resolve_model(cfg["student"]["model"])
-    if t["target"] == "distribution":
+    base = resolve_model(cfg.student.model)
+    if t.target == "distribution":
         write_soft_labels(examples, run_dir / "train" / "data", name)
-        train_distribution(base, examples, folder, t["lora"], {**t["soft"], "seed": seed})
+        train_distribution(base, examples, folder, t.lora, {**t.soft, "seed": seed})
     else:
         write_training_data(examples, run_dir / "train" / "data", name)
-        train_lora(base, examples, folder, t["lora"], {**t["sft"], "seed": seed})
+        train_lora(base, examples, folder, t.lora, {**t.sft, "seed": seed})
     data = json.loads(info.read_text()) if info.is_file() else {}
     write_json(info, {**data, "fingerprint": stamp})
     return folder
@@ -184,7 +189,7 @@ def evaluate_sets(
     sets: dict[str, Survey],
     trained: Sequence[Culture],
     heldout: Sequence[Culture],
-    cfg: dict[str, Any],
+    cfg: Config,
     run: RunFolder,
     label: str,
 ) -> dict[str, EvalResult]:
@@ -196,7 +201,7 @@ def evaluate_sets(
     """
     out = {}
     for name, survey in sets.items():
-        limit = cfg["eval"]["train_limit"] if name == "train" else cfg["eval"]["limit"]
+        limit = cfg.eval.train_limit if name == "train" else cfg.eval.limit
         groups = [*trained, *heldout] if name in ("eval", "survey2") else list(trained)
         groups = [c for c in groups if survey.answered(c.code)]
         if not groups:
@@ -215,9 +220,9 @@ def evaluate_sets(
     return out
 
 
-def second_survey(cfg: dict[str, Any], split: QuestionSplit, survey: Survey) -> tuple[Survey | None, dict[str, int]]:
+def second_survey(cfg: Config, split: QuestionSplit, survey: Survey) -> tuple[Survey | None, dict[str, int]]:
     """``eval.survey`` without the questions that reached training (same id, or near-duplicate text)."""
-    path = cfg["eval"]["survey"]
+    path = cfg.eval.survey
     if not path:
         return None, {}
     import numpy as np
@@ -236,7 +241,7 @@ def second_survey(cfg: dict[str, Any], split: QuestionSplit, survey: Survey) -> 
         vecs = embed([q.text for q in rest] + train_texts)
         sims = vecs[: len(rest)] @ vecs[len(rest) :].T
         for q, row in zip(rest, sims, strict=True):
-            if normalize(q.text) in seen or float(np.max(row)) >= cfg["eval"]["dedup_threshold"]:
+            if normalize(q.text) in seen or float(np.max(row)) >= cfg.eval.dedup_threshold:
                 near += 1
             else:
                 kept.append(q)
@@ -279,11 +284,10 @@ def intervals(run: RunFolder, before: str, after: str) -> dict[str, Any]:
 
 
 # -- the recipe -----------------------------------------------------------------------------------------------------
-def prepare(cfg: dict[str, Any]) -> tuple[Survey, list[Culture], list[Culture], QuestionSplit]:
-    check_config(cfg)
-    survey = load_survey(cfg["survey"])
-    trained = _cultures(survey, cfg["cultures"], "cultures")
-    heldout = [c for c in _cultures(survey, cfg["eval"]["cultures"], "eval.cultures") if c not in trained]
+def prepare(cfg: Config) -> tuple[Survey, list[Culture], list[Culture], QuestionSplit]:
+    survey = load_survey(cfg.survey)
+    trained = _cultures(survey, cfg.cultures, "cultures")
+    heldout = [c for c in _cultures(survey, cfg.eval.cultures, "eval.cultures") if c not in trained]
     return survey, trained, heldout, make_split(cfg, survey, trained)
 
 
@@ -291,13 +295,13 @@ def run_surveyfit(
     config: str | Path | None = None, overrides: Sequence[str] = (), redo_from: str | None = None
 ) -> dict[str, Any]:
     """Run the recipe; returns the comparison (also in ``eval/comparison.json``)."""
-    cfg = load_config(config, DEFAULTS, list(overrides), RULES)
+    cfg = load(config, Config, list(overrides))
     survey, trained, heldout, split = prepare(cfg)
-    data_keys = {k: cfg[k] for k in ("survey", "cultures", "split")} | {
-        "target": cfg["train"]["target"],
-        "samples_per_item": cfg["train"]["samples_per_item"],
+    data_keys = {"survey": cfg.survey, "cultures": cfg.cultures, "split": cfg.split.to_dict()} | {
+        "target": cfg.train.target,
+        "samples_per_item": cfg.train.samples_per_item,
     }
-    stamp = Path(cfg["out"]) / "steps" / "fingerprint.json"
+    stamp = Path(cfg.out) / "steps" / "fingerprint.json"
     what, fix = "the split and training data", "use another --out, or add --from survey-targets to redo them"
     if redo_from != "survey-targets":  # refuse before anything of the run folder (config.yaml) is overwritten
         check_fingerprint(stamp, data_keys, what, fix, write=False)
@@ -306,8 +310,8 @@ def run_surveyfit(
             shutil.rmtree(run.path / "steps", ignore_errors=True)
         check_fingerprint(stamp, data_keys, what, fix)
         write_json(run.path / "split.json", split.to_dict())
-        t = cfg["train"]
-        steps = [SurveyTargets(survey, trained, t["target"], t["samples_per_item"], "none", cfg["split"]["seed"])]
+        t = cfg.train
+        steps = [SurveyTargets(survey, trained, t.target, t.samples_per_item, "none", cfg.split.seed)]
         examples = run_steps(steps, run.path, [survey.questions[q] for q in split.train])
         outside = sorted({e.meta["question_id"] for e in examples} - set(split.train))
         if outside:  # the split's promise, checked on what really reached training (not stripped by python -O)
@@ -317,39 +321,39 @@ def run_surveyfit(
 
 def train_and_compare(
     run: RunFolder,
-    cfg: dict[str, Any],
+    cfg: Config,
     survey: Survey,
     trained: list[Culture],
     heldout: list[Culture],
     split: QuestionSplit,
     examples: list,
 ) -> dict[str, Any]:
-    t = cfg["train"]
+    t = cfg.train
     comparison: dict[str, Any] = {
         "recipe": "surveyfit",
-        "target": t["target"],
+        "target": t.target,
         "examples": len(examples),
         "split": {k: len(getattr(split, k)) for k in ("train", "validation", "eval")},
         "eval_questions_in_training": len(set(split.eval) & {e.meta["question_id"] for e in examples}),
         "cultures": {"trained": [c.code for c in trained], "heldout": [c.code for c in heldout]},
         **survey_accounts(survey),
     }
-    if len(examples) < t["min_examples"]:
+    if len(examples) < t.min_examples:
         raise UserError(
-            f"only {len(examples)} training examples (< train.min_examples={t['min_examples']}): add cultures or "
+            f"only {len(examples)} training examples (< train.min_examples={t.min_examples}): add cultures or "
             "lower split.eval_fraction"
         )
-    adapters = {s: train_targets(run.path, "surveyfit" + (f"-s{s}" if len(t["seeds"]) > 1 else ""), examples, cfg, s)
-                for s in t["seeds"]}  # fmt: skip
+    adapters = {s: train_targets(run.path, "surveyfit" + (f"-s{s}" if len(t.seeds) > 1 else ""), examples, cfg, s)
+                for s in t.seeds}  # fmt: skip
     sets = {"eval": survey.subset(split.eval), "train": survey.subset(split.train)}
-    if cfg["eval"]["validation"] and split.validation:
+    if cfg.eval.validation and split.validation:
         sets["validation"] = survey.subset(split.validation)
     other, counts = second_survey(cfg, split, survey)
     if other is not None and other.questions:
         sets["survey2"] = other
         comparison["survey2"] = counts
     engines: list[Engine] = []
-    st = cfg["student"]
+    st = cfg.student
 
     def score(adapter: Path | None, label: str, which: dict[str, Survey]) -> dict[str, EvalResult]:
         engine = student_engine(run, st, adapter, engines)
@@ -358,7 +362,7 @@ def train_and_compare(
         return out
 
     before = score(None, "before", sets)
-    first, *rest = t["seeds"]
+    first, *rest = t.seeds
     after = score(adapters[first], "after", sets)
     comparison["sets"] = {
         name: {
@@ -399,19 +403,19 @@ def ablate_controls(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not (run_dir / "eval" / "wvs-after" / "metrics.json").is_file():
         raise UserError(f"{run_dir} is not a finished surveyfit run: run `culturealign run recipes/surveyfit.yaml`")
-    cfg = load_config(run_dir / "config.yaml", DEFAULTS, rules=RULES)
+    cfg = load(run_dir / "config.yaml", Config)
     survey, trained, heldout, split = prepare(cfg)
     if json.loads((run_dir / "split.json").read_text())["eval"] != split.eval:
         raise UserError(f"{run_dir}/split.json no longer matches its config's split: rerun the recipe first")
-    t = cfg["train"]
+    t = cfg.train
     results: dict[str, Any] = {}
     with RunFolder(run_dir) as run:
         engines: list[Engine] = []
         for control in CONTROLS:
-            step = SurveyTargets(survey, trained, t["target"], t["samples_per_item"], control, cfg["split"]["seed"])
+            step = SurveyTargets(survey, trained, t.target, t.samples_per_item, control, cfg.split.seed)
             examples = list(step.run([survey.questions[q] for q in split.train]))
-            adapter = train_targets(run.path, f"control-{control}", examples, cfg, t["seeds"][0])
-            engine = student_engine(run, cfg["student"], adapter, engines)
+            adapter = train_targets(run.path, f"control-{control}", examples, cfg, t.seeds[0])
+            engine = student_engine(run, cfg.student, adapter, engines)
             evaluate_sets(engine, {"eval": survey.subset(split.eval)}, trained, [], cfg, run, f"control-{control}")
             engine.unload()
             results[control] = {"examples": len(examples), "dropped": step.stats.get("dropped_by_reason", {})}
@@ -471,7 +475,7 @@ def format_surveyfit(result: dict[str, Any]) -> list[Any]:
     s = result["split"]
     out: list[Any] = [
         f"split: {s['train']} train / {s['validation']} validation / {s['eval']} eval questions (whole batteries); "
-        f"{result['examples']} {result['target']} examples; eval questions in training: "
+        f"{result['examples']} {result.target} examples; eval questions in training: "
         f"{result['eval_questions_in_training']}"
     ]
     for name in ("eval", "heldout-eval", "survey2", "validation", "train"):
@@ -480,7 +484,7 @@ def format_surveyfit(result: dict[str, Any]) -> list[Any]:
     if skip_line(result):
         out.append(skip_line(result))
     if "seeds" in result:
-        j = result["seeds"]["one_minus_jsd"]
+        j = result.seeds["one_minus_jsd"]
         out.append(f"1-JSD gain over seeds {list(j['diff_by_seed'])}: mean {j['mean']:+.3f}, SD {j['sd']:.3f}, "
                    f"min {j['min']:+.3f}, max {j['max']:+.3f}")  # fmt: skip
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from culturealign.errors import UserError
 from culturealign.llm.identity import model_identity
@@ -22,17 +23,22 @@ log = logging.getLogger(__name__)
 
 
 def train_variant(
-    run_dir: Path, name: str, samples: list[ChatSample] | list[SoftLabel], cfg: dict, mode: str
+    run_dir: Path, name: str, samples: list[ChatSample] | list[SoftLabel], student: str, train: Any, mode: str
 ) -> dict[str, Path]:
-    """Train one adapter (joint) or one per culture (specific) under ``train/``; finished adapters are kept."""
+    """Train one adapter (joint) or one per culture (specific) under ``train/``; finished adapters are kept.
+
+    ``student`` is the base model; ``train`` a recipe's train section (``lora``, ``sft``, and where the recipe has
+    them ``soft`` and ``qlora``).
+    """
     groups = {name: samples} if mode == "joint" else {}
     if mode == "specific":
         for s in samples:
             groups.setdefault(f"{name}-{s.meta['culture']}", []).append(s)
     elif mode != "joint":
         raise UserError(f"train.mode must be 'joint' or 'specific', got {mode!r}")
-    base = resolve_model(cfg["student"]["model"])
-    qlora = cfg["train"].get("qlora", False)
+    base = resolve_model(student)
+    qlora = getattr(train, "qlora", False)
+    soft_settings = getattr(train, "soft", None)
     four_bit = qlora_available() if qlora == "auto" else bool(qlora)
     adapters = {}
     soft = bool(samples) and isinstance(samples[0], SoftLabel)  # soft labels: the distribution trainer
@@ -42,10 +48,10 @@ def train_variant(
             write_soft_labels(group, run_dir / "train" / "data", adapter_name)
         else:
             write_training_data(group, run_dir / "train" / "data", adapter_name)
-        trainer = {"soft": cfg["train"].get("soft")} if soft else {"sft": cfg["train"]["sft"], "four_bit": four_bit}
+        trainer = {"soft": soft_settings} if soft else {"sft": train.sft, "four_bit": four_bit}
         settings = {
             "student": model_identity(base),
-            "lora": cfg["train"]["lora"],
+            "lora": train.lora,
             **trainer,
             "data": fingerprint([to_dict(s) for s in group]),
         }
@@ -58,9 +64,9 @@ def train_variant(
         else:
             log.info("training %s on %d examples", adapter_name, len(group))
             if soft:
-                train_distribution(base, group, folder, cfg["train"]["lora"], cfg["train"].get("soft"))
+                train_distribution(base, group, folder, train.lora, soft_settings)
             else:
-                train_lora(base, group, folder, cfg["train"]["lora"], cfg["train"]["sft"], four_bit)
+                train_lora(base, group, folder, train.lora, train.sft, four_bit)
             check_fingerprint(stamp, settings, f"adapter {adapter_name}", "")
         adapters[adapter_name] = folder
     return adapters
