@@ -202,7 +202,7 @@ def compare_maps(before_run: str | Path, after_run: str | Path) -> dict[str, Any
     return compare(read(before_run), read(after_run))
 
 
-def eval_general(
+def eval_lmeval(
     model: str = "smollm2",
     adapter: str | None = None,
     tasks: str | Sequence[str] = "culturealign_general_mc",
@@ -218,9 +218,9 @@ def eval_general(
 
     task_list = parse_tasks(tasks)
     require_lm_eval()  # before a run folder is made
-    out = Path(out or f"runs/eval-general-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(out or f"runs/eval-lmeval-{time.strftime('%Y%m%d-%H%M%S')}")
     with RunFolder(out) as run:
-        config = {"command": "eval general", "model": model, "adapter": adapter, "tasks": task_list, "limit": limit}
+        config = {"command": "eval lmeval", "model": model, "adapter": adapter, "tasks": task_list, "limit": limit}
         run.write_config(config)
         start = time.time()
         result = run_general(model, adapter, task_list, limit, run.eval_dir("lmeval"), batch_size)

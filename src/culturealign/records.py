@@ -22,6 +22,7 @@ class SurveyQuestion:
     text: str
     options: dict[str, str]
     scale: str = "categorical"  # "categorical" or "numeric-1-10"
+    ordinal: bool | None = None  # an ordered scale (W1 is defined on it); None: inferred, see data.base.is_ordinal
 
     @property
     def codes(self) -> list[str]:

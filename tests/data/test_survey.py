@@ -503,3 +503,84 @@ def test_header_only_distributions_say_there_are_no_data_rows(tmp_path):
     path.write_text("B_COUNTRY_ALPHA,W_WEIGHT,Q57\n", encoding="utf-8")
     with pytest.raises(UserError, match=r"resp\.csv has no answers to the questions of .*nothing skipped"):
         load_wvs_respondents(path, WVS_SMALL / "questions.jsonl")
+
+
+# --- ordinal scales (issue 19) -----------------------------------------------------------------------------------
+
+# every WVS Wave 7 item of three or more options that ``is_ordinal`` calls nominal (``/tmp/notes`` and the README
+# list them with the reasons); the two-option items are all nominal
+WVS7_NOMINAL = {
+    "Q42", "Q56", "Q92", "Q93", "Q111", "Q119", "Q130", "Q152", "Q153", "Q156", "Q157", "Q173", "Q221", "Q223",
+    "Q271", "Q273", "Q275", "Q276", "Q277", "Q278", "Q279", "Q280", "Q281", "Q282", "Q283", "Q284", "Q286", "Q289",
+    "Q290",
+}  # fmt: skip
+
+
+def test_ordinal_is_read_when_given_and_inferred_when_absent(tmp_path):
+    from culturealign.data.base import is_ordinal
+
+    four = '{"1": "Very important", "2": "Rather important", "3": "Not very important", "4": "Not at all important"}'
+    eleven = json.dumps({str(c): str(c) for c in range(11)})
+    lines = [
+        f'{{"id": "A", "text": "t", "options": {four}}}',  # an ordered 4-point scale tagged categorical
+        f'{{"id": "B", "text": "t", "options": {four}, "ordinal": false}}',  # the user says otherwise
+        f'{{"id": "C", "text": "t", "options": {eleven}, "scale": "categorical"}}',  # WVS's 0-10 scales
+        '{"id": "D", "text": "t", "options": {"1": "Yes", "2": "No"}}',  # a dichotomy
+        '{"id": "E", "text": "t", "options": {"1": "Yes", "2": "No"}, "ordinal": true}',
+        '{"id": "F", "text": "t", "options": {"1": "London", "2": "Paris", "3": "Rome"}}',
+        '{"id": "G", "text": "t", "options": {"0": "Disagree", "1": "Hard to say", "2": "Agree"}}',  # a midpoint
+        '{"id": "H", "text": "t", "options": {"1": "Better off", "2": "Worse off", "3": "About the same"}}',
+        '{"id": "I", "text": "t", "options": {"1": "Always", "2": "Usually", "3": "Never", "4": "Not allowed"}}',
+    ]
+    (tmp_path / "questions.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    questions = load_questions(tmp_path / "questions.jsonl")
+    assert {qid: is_ordinal(q) for qid, q in questions.items()} == {
+        "A": True, "B": False, "C": True, "D": False, "E": True, "F": False, "G": True, "H": False, "I": False,
+    }  # fmt: skip
+    assert questions["A"].ordinal is None and questions["B"].ordinal is False  # inferred when asked, not stored
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ('{"id": "Q1", "text": "t", "options": {"1": "a", "2": "b"}, "ordinal": "yes"}', "'ordinal' is 'yes'"),
+        ('{"id": "Q1", "text": "t", "options": {"1": "a", "2": "b"}, "ordinal": 1}', "'ordinal' is 1"),
+        ('{"id": "Q1", "text": "t", "options": {"a": "x", "b": "y"}, "ordinal": true}', "not whole numbers"),
+    ],
+)
+def test_a_bad_ordinal_names_the_line(tmp_path, row, message):
+    (tmp_path / "questions.jsonl").write_text(row + "\n", encoding="utf-8")
+    with pytest.raises(UserError, match=f"line 1 of .*questions.jsonl.*{message}"):
+        load_questions(tmp_path / "questions.jsonl")
+
+
+def test_write_survey_folder_keeps_a_given_ordinal_only(tmp_path):
+    survey = load_wvs_folder(WVS_SMALL)
+    survey.questions["Q1"].ordinal = False
+    out = write_survey_folder(survey, tmp_path / "out")
+    rows = {r["id"]: r for r in map(json.loads, (out / "questions.jsonl").read_text("utf-8").splitlines())}
+    assert rows["Q1"]["ordinal"] is False and "ordinal" not in rows["Q48"]
+    assert load_wvs_folder(out).questions["Q1"].ordinal is False
+
+
+def test_goqa_questions_are_inferred_from_their_labels():
+    from culturealign.data.base import is_ordinal
+
+    by_text = {q.text: q for q in load_globalopinionqa(GOQA).questions.values()}
+    assert is_ordinal(by_text["How much do you trust the press?"])  # A lot, Some, Not at all
+    assert not is_ordinal(by_text["Do you approve of the new policy?"])  # Yes, No
+
+
+@pytest.mark.skipif(not REAL_WVS7.is_dir(), reason=f"real WVS wave 7 data not present at {REAL_WVS7}")
+def test_ordinal_inference_on_the_real_questionnaire():
+    from culturealign.data.base import is_ordinal
+
+    questions = load_questions(REAL_WVS7 / "questions.jsonl")
+    nominal = {qid for qid, q in questions.items() if len(q.options) >= 3 and not is_ordinal(q)}
+    assert nominal == WVS7_NOMINAL
+    assert not any(is_ordinal(q) for q in questions.values() if len(q.options) < 3)
+    zero_to_ten = [f"Q{n}" for n in (241, 242, 243, 245, 246, 247, 248, 249)]
+    assert all(questions[q].scale == "categorical" and is_ordinal(questions[q]) for q in zero_to_ten)
+    assert all(is_ordinal(q) for q in questions.values() if q.scale == "numeric-1-10")
+    for qid in ("Q2", "Q27", "Q34", "Q45", "Q94", "Q113", "Q122", "Q172", "Q201", "Q209", "Q255"):
+        assert is_ordinal(questions[qid]), qid

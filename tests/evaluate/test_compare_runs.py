@@ -256,3 +256,31 @@ def test_discrimination_is_compared_from_the_cross_field(tmp_path):
     assert math.isnan(row["values"]["old"]) and math.isnan(row["diff"]["old"]) and math.isnan(row["p"]["old"])
     assert math.isnan(row["q"]["old"]) and all(math.isnan(x) for x in row["ci"]["old"])
     assert not math.isnan(result["scopes"]["overall"]["one_minus_jsd"]["q"]["old"])  # the rest still compares
+
+
+def test_compare_reproduces_each_runs_metrics_json_exactly(tmp_path, wvs_path):
+    """One definition per metric: ``compare`` on a run's saved items gives the very figures of its metrics.json,
+    per culture and overall, to the last bit (the items listed in survey order, compare pairing them sorted)."""
+    from culturealign.cultures import parse_cultures
+    from culturealign.data.survey import load_survey
+    from culturealign.evaluate.wvs import WVS
+    from culturealign.llm.scripted import ScriptedEngine
+
+    def skewed(messages, options):
+        weight = 1 + len(messages[0]["content"] + messages[-1]["content"]) % 7
+        return {o: (weight if i == len(options) // 2 else 1.0 + i) for i, o in enumerate(options)}
+
+    wvs = WVS(load_survey(wvs_path), parse_cultures("DEU,CHN,NGA"), limit=60)
+    runs = []
+    for name, engine in (("a", ScriptedEngine(option_fn=skewed)), ("b", ScriptedEngine())):
+        wvs.run(engine, progress=False).save(tmp_path / name / "eval" / "wvs-after")
+        runs.append(tmp_path / name)
+    result = compare_runs(runs, n_boot=10, n_perm=10)
+    assert result["unpaired_items"] == {"a": 0, "b": 0}
+    assert set(result["scopes"]) == {"overall", "DEU", "CHN", "NGA"}
+    for scope, rows in result["scopes"].items():
+        for m, row in rows.items():
+            for run in ("a", "b"):
+                value, reported = row["values"][run], row["reported"][run]
+                assert value == reported or (math.isnan(value) and reported is None), (scope, m, run, value, reported)
+    assert not math.isnan(result["scopes"]["overall"]["wasserstein"]["values"]["a"])

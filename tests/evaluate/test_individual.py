@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
 
 from culturealign.errors import UserError
-from culturealign.evaluate.individual import Individuals, load_respondents, persona_prompt
+from culturealign.evaluate.individual import Individuals, Respondent, load_respondents, persona_prompt
 from culturealign.llm.scripted import ScriptedEngine
 from culturealign.records import SurveyQuestion
 
@@ -43,7 +45,7 @@ def test_accuracy_against_each_respondents_own_answer():
         female = "Female" in messages[0]["content"]
         return {o: (1.0 if o == ("2" if female else "1") else 0.0) + 0.01 for o in options}
 
-    evaluation = Individuals(load_respondents(FIXTURE, QUESTIONS), QUESTIONS, per_country=None)
+    evaluation = Individuals(load_respondents(FIXTURE, QUESTIONS), QUESTIONS, per_country=None, question_ids="all")
     result = evaluation.run(ScriptedEngine(outputs=["x"], option_fn=option_fn), progress=False)
     items, metrics = result.items, result.metrics
     # DEU: r1 (male) Q57=1 hit, Q1=1 hit; r2 (female) Q57=2 hit, Q1=1 miss; r3 (female) Q57=2 hit -> 4/5
@@ -76,3 +78,62 @@ def test_a_country_that_is_not_alpha3_is_refused_at_its_line(tmp_path):
     bad.write_text("B_COUNTRY_ALPHA,Q1\nDEU,1\n../../ESCAPED,2\n")
     with pytest.raises(UserError, match=r"line 3 of .*bad\.csv: country '\.\./\.\./ESCAPED' is not an ISO 3166"):
         load_respondents(bad, QUESTIONS)
+
+
+def _people(answers: dict[str, list[dict[str, str]]]) -> list[Respondent]:
+    return [Respondent(f"{c}{n}", c, a) for c, rows in answers.items() for n, a in enumerate(rows)]
+
+
+def test_majority_baseline_leaves_the_scored_respondent_out():
+    """DEU: two say 1, one says 2 on Q1. Leave-one-out, each "1" sees {1, 2} (a tie: the first code, 1: a hit)
+    and the "2" sees {1, 1} (a miss): 2/3. JPN: one says 1, one 2: each sees only the other's answer, so both
+    miss: 0, where counting their own answers made it 0.5. NGA: one respondent, nobody else: no baseline."""
+    people = _people(
+        {"DEU": [{"Q1": "1"}, {"Q1": "1"}, {"Q1": "2"}], "JPN": [{"Q1": "1"}, {"Q1": "2"}], "NGA": [{"Q1": "2"}]}
+    )
+    result = Individuals(people, QUESTIONS, per_country=None).run(ScriptedEngine(), progress=False)
+    per = result.metrics["per_country"]
+    assert per["DEU"]["majority_accuracy"] == pytest.approx(2 / 3)
+    assert per["JPN"]["majority_accuracy"] == 0.0
+    assert [i.majority for i in result.items if i.country == "JPN"] == ["2", "1"]
+    assert math.isnan(per["NGA"]["majority_accuracy"]) and per["NGA"]["n_majority"] == 0
+    assert [i.majority for i in result.items if i.country == "NGA"] == [None]
+    assert result.metrics["overall"]["majority_accuracy"] == pytest.approx(1 / 3)  # over countries that have one
+
+
+def test_clca_questions_by_default_all_on_request():
+    people = _people({"DEU": [{"Q1": "1", "Q57": "2", "Q260": "1"}, {"Q1": "2", "Q57": "1"}]})
+    engine = ScriptedEngine()
+    default = Individuals(people, QUESTIONS).run(engine, progress=False)
+    assert {i.question_id for i in default.items} == {"Q1"}  # Q57 is not among CLCA's Q1-Q45
+    every = Individuals(people, QUESTIONS, question_ids="all").run(engine, progress=False)
+    assert {i.question_id for i in every.items} == {"Q1", "Q57"}  # never the demographics
+    assert every.metrics["overall"]["n_questions"] == 2
+    chosen = Individuals(people, QUESTIONS, question_ids=["Q57"]).run(engine, progress=False)
+    assert {i.question_id for i in chosen.items} == {"Q57"}
+    with pytest.raises(ValueError, match="a list of question ids or 'all'"):
+        Individuals(people, QUESTIONS, question_ids="Q57")
+    only_q57 = _people({"DEU": [{"Q57": "2"}]})
+    with pytest.raises(UserError, match="answered any of CLCA's Q1-Q45: pass question_ids='all'"):
+        Individuals(only_q57, QUESTIONS).run(engine, progress=False)
+
+
+def test_an_undefined_baseline_is_null_in_metrics_json_and_a_dash_in_the_table(tmp_path):
+    from rich.console import Console
+
+    from culturealign.evaluate.base import format_metrics
+
+    result = Individuals(_people({"DEU": [{"Q1": "1"}]}), QUESTIONS).run(ScriptedEngine(), progress=False)
+    result.save(tmp_path)
+
+    def refuse(constant: str):
+        raise ValueError(f"{constant} in metrics.json")
+
+    metrics = json.loads((tmp_path / "metrics.json").read_text("utf-8"), parse_constant=refuse)
+    assert (
+        metrics["per_country"]["DEU"]["majority_accuracy"] is None and metrics["overall"]["majority_accuracy"] is None
+    )
+    console = Console(width=200, record=True)
+    console.print(format_metrics(Individuals, metrics))
+    rows = [line for line in console.export_text().splitlines() if "overall" in line or "DEU" in line]
+    assert len(rows) == 2 and all(line.rstrip(" │|").endswith("-") for line in rows), rows

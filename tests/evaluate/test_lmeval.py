@@ -55,7 +55,7 @@ def test_without_the_extra_a_user_error_names_the_install(monkeypatch, tmp_path)
 
 def test_cli_without_the_extra_is_one_line_exit_2(tmp_path):
     code = "import sys; sys.modules['lm_eval'] = None; from culturealign.cli import main; main()"
-    args = ["eval", "general", "--tasks", LOCAL_TASK, "--out", str(tmp_path / "run")]
+    args = ["eval", "lmeval", "--tasks", LOCAL_TASK, "--out", str(tmp_path / "run")]
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == "error: lm-evaluation-harness is not installed: pip install 'culturealign[lmeval]'"
@@ -154,11 +154,11 @@ def _loglikelihoods(model_path: str, adapter, docs: list[dict]) -> list[list[flo
 
 @pytest.mark.slow
 def test_real_harness_base_vs_adapter_on_the_local_task(offline, adapter, tmp_path):
-    from culturealign.api import eval_general
+    from culturealign.api import eval_lmeval
     from culturealign.llm.models import resolve_model
 
     run = tmp_path / "run"
-    table = eval_general("smollm2", str(adapter), LOCAL_TASK, None, run, batch_size=16)
+    table = eval_lmeval("smollm2", str(adapter), LOCAL_TASK, None, run, batch_size=16)
     n = len(_task_items())
     assert set(table) == {f"{LOCAL_TASK}/acc", f"{LOCAL_TASK}/acc_norm"}
     folder = run / "eval" / "lmeval"
@@ -192,7 +192,7 @@ def test_cli_prints_the_table(offline, adapter, tmp_path, monkeypatch):
     from culturealign.cli import app
 
     monkeypatch.setenv("COLUMNS", "200")  # the table on one line per row
-    args = ["eval", "general", "--adapter", str(adapter), "--limit", "5", "--out", str(tmp_path / "run")]
+    args = ["eval", "lmeval", "--adapter", str(adapter), "--limit", "5", "--out", str(tmp_path / "run")]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if LOCAL_TASK in line]

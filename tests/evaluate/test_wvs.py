@@ -126,3 +126,45 @@ def test_divergences_per_culture_by_hand():
     assert out["per_culture"]["JPN"]["kl"] == pytest.approx(0.5 * math.log(2) + 0.5 * math.log(2 / 3), rel=1e-6)
     assert out["per_culture"]["DEU"]["n_questions"] == 2
     assert out["overall"]["js_distance"] == pytest.approx((0.5 + out["per_culture"]["JPN"]["js_distance"]) / 2)
+
+
+def test_w1_on_every_ordinal_scale_and_none_on_nominal_questions(wvs_path):
+    """The 0-10 (tagged categorical), 1-10, 4-point and 0-2 scales get W1 over their own span; nominal questions
+    (a dichotomy, a choice among aims, a scale whose first code is "Hard to say") get none."""
+    from culturealign.evaluate import metrics as M
+
+    ordinal, nominal = ["Q241", "Q48", "Q2", "Q94", "Q122"], ["Q150", "Q152", "Q119"]
+    survey = load_survey(wvs_path).subset(ordinal + nominal)
+    eng = ScriptedEngine(option_fn=lambda m, opts: {opts[0]: 1.0})  # all mass on the first code
+    result = WVS(survey, parse_cultures("DEU")).run(eng, progress=False)
+    w1 = {i.question_id: i.wasserstein for i in result.items}
+    assert sorted(w1) == sorted(ordinal + nominal)
+    assert all(w1[q] is None for q in nominal) and all(w1[q] is not None for q in ordinal)
+    human = survey.distributions["DEU"]["Q241"]  # 0-10: mass at 0 against the people, over a span of 10
+    assert w1["Q241"] == pytest.approx(sum(int(c) * p for c, p in human.items()) / 10)
+    assert w1["Q241"] == pytest.approx(M.wasserstein_normalized(range(11), [1] + [0] * 10, list(human.values())))
+    assert result.metrics["per_culture"]["DEU"]["wasserstein"] == pytest.approx(sum(w1[q] for q in ordinal) / 5)
+
+
+def test_w1_without_an_ordinal_question_is_null_in_metrics_json_and_a_dash_in_the_table(wvs_path, tmp_path):
+    from rich.console import Console
+
+    from culturealign.evaluate.base import format_metrics
+
+    survey = load_survey(wvs_path).subset(["Q150", "Q152", "Q165"])  # a dichotomy, a choice of aims, yes/no
+    result = WVS(survey, parse_cultures("DEU,CHN")).run(ScriptedEngine(), progress=False)
+    result.save(tmp_path)
+
+    def refuse(constant: str):
+        raise ValueError(f"{constant} in metrics.json")
+
+    metrics = json.loads((tmp_path / "metrics.json").read_text("utf-8"), parse_constant=refuse)
+    assert metrics["overall"]["wasserstein"] is None
+    assert all(m["wasserstein"] is None for m in metrics["per_culture"].values())
+    assert all(m["wasserstein"] is None for m in metrics["per_topic"].values())
+    console = Console(width=220, record=True)
+    console.print(format_metrics(WVS, metrics))
+    header, *rows = [line for line in console.export_text().splitlines() if "│" in line or "┃" in line]
+    column = [c.strip() for c in header.split("┃")].index("wasserstein")
+    cells = [[c.strip() for c in line.split("│")] for line in rows if "overall" in line or "DEU" in line]
+    assert len(cells) == 2 and all(row[column] == "-" for row in cells), cells

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -88,8 +89,27 @@ def build_run(root: Path, full: bool = True, seed: int = 0) -> Path:
     matrix = rng.uniform(0.3, 1, (3, 3)).tolist()
     relations = {"cultures": list(CULTURES), "model_matrix": matrix, "survey_matrix": matrix, "spearman": 0.5}
     write_json(root / "eval" / "relations" / "metrics.json", relations)
-    write_json(root / "eval" / "comparison.json", {"trained": True})
+    write_json(root / "eval" / "comparison.json", comparison(root))
     return root
+
+
+def comparison(root: Path) -> dict:
+    """What a train-and-compare recipe writes: the before/after table and each change's interval."""
+    from culturealign.evaluate.base import before_after_table
+    from culturealign.evaluate.compare_runs import compare_runs
+    from culturealign.evaluate.wvs import WVS
+
+    before, after = (
+        json.loads((root / "eval" / f"wvs-{w}" / "metrics.json").read_text()) for w in ("before", "after")
+    )
+    c = compare_runs([root / "eval" / "wvs-before", root / "eval" / "wvs-after"], n_boot=200, seed=0)
+    label = c["runs"][1]
+    iv = {
+        s: {m: {k: v[k][label] for k in ("diff", "ci", "p", "q")} for m, v in ms.items()}
+        for s, ms in c["scopes"].items()
+    }
+    table = before_after_table(WVS, before, after)
+    return {"trained": True, "wvs": table, "evaluations": ["wvs"], "intervals": {"wvs": iv}}
 
 
 @pytest.fixture

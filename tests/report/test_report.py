@@ -37,6 +37,31 @@ def test_full_run_has_every_plot_and_nothing_external(make_run, tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["report.html"]  # atomic: no temporary file left behind
 
 
+def test_the_page_leads_with_the_answer_and_ends_with_configs_and_costs(make_run, tmp_path):
+    run = make_run(tmp_path / "full")
+    page = write_report([run], tmp_path / "r.html").read_text(encoding="utf-8")
+    sections = re.findall(r"<h2>(.*?)</h2>", page)
+    assert sections[0] == "Result: before → after tuning" and sections[1] == "Data funnel"
+    assert sections[-1] == "Runs: configs and costs"
+    headline = re.search(r"<p class='headline'>(.*?)</p>", page).group(1)
+    # the fixture's tuned run is much better: the change and its interval, which excludes 0
+    assert re.search(r"1 − JSD 0\.\d{3} → 0\.\d{3} \(\+0\.\d{3}\), 95% CI \[\+0\.\d{3}, \+0\.\d{3}\]", headline), (
+        headline
+    )
+    assert "a change beyond noise" in headline
+    assert re.search(r"<td>DEU</td><td>0\.\d{3} → 0\.\d{3} \([+-]0\.\d{3}\) \[", page)  # per culture, with CI
+
+
+def test_a_headline_says_when_the_change_is_noise_or_nothing_was_trained():
+    from culturealign.report.html import headline
+
+    row = {"before": 0.5, "after": 0.51, "diff": 0.01}
+    noise = {"trained": True, "wvs": {"overall": {"one_minus_jsd": row}},
+             "intervals": {"wvs": {"overall": {"one_minus_jsd": {"ci": [-0.01, 0.03], "p": 0.4}}}}}  # fmt: skip
+    assert "within noise: the interval includes 0" in headline(noise)
+    assert headline({"trained": False, "examples": 2}).startswith("Nothing was trained (2 examples kept)")
+
+
 def test_eval_only_run_says_what_is_missing(make_run, tmp_path):
     run = make_run(tmp_path / "eval-only", full=False)
     page = write_report([run], tmp_path / "r.html").read_text(encoding="utf-8")
@@ -122,6 +147,7 @@ def test_chromium_renders_every_plot_without_errors(chromium, make_run, tmp_path
         server.terminate()
         server.wait(timeout=10)
     assert dom.returncode == 0, dom.stderr[-2000:]
+    assert re.findall(r"<h2>(.*?)</h2>", dom.stdout)[0] == "Result: before → after tuning"  # rendered first
     assert set(plots_in(dom.stdout)) == FULL_PLOTS
     assert dom.stdout.count("<svg") == len(plots_in(dom.stdout))
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]

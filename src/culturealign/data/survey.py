@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from culturealign.cultures import ALPHA3, load_similarity, register_countries_csv
-from culturealign.data.base import Distribution, Survey, answer_code, normalize_shares
+from culturealign.data.base import INTEGER_CODE, Distribution, Survey, answer_code, normalize_shares
 from culturealign.data.goqa import load_globalopinionqa
 from culturealign.errors import UserError
 from culturealign.records import SurveyQuestion
@@ -28,7 +28,8 @@ SUM_TOLERANCE = 0.05  # |sum of a country's raw shares for a question - 1| above
 
 
 def load_questions(path: str | Path) -> dict[str, SurveyQuestion]:
-    """Read ``questions.jsonl``: one question a line with id, topic, text, options (code -> label), scale."""
+    """Read ``questions.jsonl``: one question a line with id, topic, text, options (code -> label), scale and an
+    optional ``ordinal`` (true/false: whether the options are an ordered scale; absent, ``is_ordinal`` infers it)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"survey questions file not found: {path}; pass the folder that holds questions.jsonl")
@@ -47,9 +48,14 @@ def load_questions(path: str | Path) -> dict[str, SurveyQuestion]:
                 text=str(row["text"]),
                 options={answer_code(str(k)): str(v) for k, v in row["options"].items()},
                 scale=str(row.get("scale", "categorical")),
+                ordinal=row.get("ordinal"),
             )
             if len(q.options) < len(row["options"]):
                 raise ValueError(f"two option codes are one number ({', '.join(map(str, row['options']))})")
+            if q.ordinal is not None and not isinstance(q.ordinal, bool):
+                raise ValueError(f"'ordinal' is {q.ordinal!r}: write true or false, or leave it out to infer it")
+            if q.ordinal and not all(INTEGER_CODE.fullmatch(c) for c in q.options):
+                raise ValueError(f"'ordinal' is true but the codes {', '.join(q.options)} are not whole numbers")
         except (ValueError, KeyError, AttributeError, TypeError, RecursionError) as e:  # JSON, shape
             raise UserError(f"line {n} of {path} is not a question ({e!r}): each line needs id, text, options") from e
         if q.id in first_line:  # a silent overwrite would drop the first question
@@ -259,6 +265,8 @@ def write_survey_folder(survey: Survey, folder: str | Path) -> Path:
     with (folder / "questions.jsonl").open("w", encoding="utf-8") as f:
         for q in survey.questions.values():
             row = {"id": q.id, "topic": q.topic, "text": q.text, "options": q.options, "scale": q.scale}
+            if q.ordinal is not None:  # what the user set; an inferred value is inferred again when read back
+                row["ordinal"] = q.ordinal
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     with (folder / "distributions.csv").open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)

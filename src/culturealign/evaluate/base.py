@@ -102,29 +102,51 @@ def before_after_table(
     return out
 
 
-def format_before_after(evaluation: type[Evaluation] | Evaluation, table: dict[str, Any], title: str = "") -> Any:
-    """A rich table of ``before_after_table``: one row per group, ``before → after (Δ)`` per metric."""
+def format_before_after(
+    evaluation: type[Evaluation] | Evaluation,
+    table: dict[str, Any],
+    title: str = "",
+    intervals: dict[str, Any] | None = None,
+    metrics: Sequence[str] | None = None,
+) -> Any:
+    """A rich table of ``before_after_table``: one row per group, ``before → after (Δ)`` per metric.
+
+    With ``intervals`` (``{group: {metric: {ci, p, q}}, "n_questions": {group: n}}``, what ``compare`` of the two
+    folders gives) each change shows its 95% interval and permutation p, starred where BH q < 0.05.
+    """
     from rich.table import Table
 
-    t = Table(title=title or f"{evaluation.title} before / after tuning")
+    shown = tuple(metrics or evaluation.metrics)
+    caption = "95% bootstrap CI of the change (overall: question ids resampled jointly); * BH q < 0.05"
+    t = Table(title=title or f"{evaluation.title} before / after tuning", caption=caption if intervals else None)
     t.add_column(evaluation.scope.removeprefix("per_"))
-    for m in evaluation.metrics:
+    if intervals:
+        t.add_column("n", justify="right")
+    for m in shown:
         t.add_column(f"{m}\nbefore → after (Δ)", justify="right")
     for m in evaluation.gap_metrics:
         t.add_column(f"{m}\ngap closed", justify="right")
     for group, row in table.items():
-        cells = []
-        for m in evaluation.metrics:
-            v = {k: _number(x) for k, x in row[m].items()}  # read back from strict JSON, undefined is null
-            if math.isnan(v["after"]):
-                cells.append("-" if math.isnan(v["before"]) else f"{v['before']:.3f}")
-            else:
-                cells.append(f"{v['before']:.3f} → {v['after']:.3f} ({v['diff']:+.3f})")
+        iv = (intervals or {}).get(group, {})
+        cells = [str((intervals or {}).get("n_questions", {}).get(group, ""))] if intervals else []
+        cells += [_change(row[m], iv.get(m)) for m in shown]
         for m in evaluation.gap_metrics:
             gap = _number(row[m].get("gap_closed"))
             cells.append("-" if math.isnan(gap) else f"{gap:+.1%}")
         t.add_row(group, *cells)
     return t
+
+
+def _change(row: dict[str, Any], interval: dict[str, Any] | None) -> str:
+    v = {k: _number(x) for k, x in row.items() if k in ("before", "after", "diff")}  # strict JSON: null is NaN
+    if math.isnan(v["after"]):
+        return "-" if math.isnan(v["before"]) else f"{v['before']:.3f}"
+    text = f"{v['before']:.3f} → {v['after']:.3f} ({v['diff']:+.3f})"
+    ci = [_number(x) for x in (interval or {}).get("ci") or [None, None]]
+    if not math.isnan(ci[0]):
+        star = " *" if _number(interval.get("q")) < 0.05 else ""
+        text += f"\n[{ci[0]:+.3f}, {ci[1]:+.3f}] p={_number(interval.get('p')):.3g}{star}"
+    return text
 
 
 def format_metrics(evaluation: type[Evaluation] | Evaluation, metrics: dict[str, Any], title: str = "") -> Any:

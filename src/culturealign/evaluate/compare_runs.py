@@ -12,14 +12,15 @@ culture-joint adapter moves one question in every culture at once, so resampling
 would make the overall interval too narrow. Each bootstrap resample draws the distinct question ids with
 replacement and weights every culture's item of a drawn id by how often it was drawn (culturespa's sums and
 the means alike); the permutation test swaps the two runs on all cultures' items of a question id together.
-Reads only ``eval/<name>/metrics.json`` and ``items.jsonl``.
+Every value is computed from the saved items by the functions of ``evaluate.metrics`` that ``metrics.json`` was
+computed with (the bootstrap passes them weights), so a run compared on all its items reproduces its ``metrics.json``
+exactly. Reads only ``eval/<name>/metrics.json`` and ``items.jsonl``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,13 @@ import numpy as np
 from scipy.stats import false_discovery_control, permutation_test
 
 from culturealign.errors import UserError
+from culturealign.evaluate import metrics as M
 from culturealign.evaluate.wvs import METRIC_NAMES
 from culturealign.runs.store import read_jsonl
 
 PREFERRED_EVAL = "wvs-after"
 # discrimination: 1-JSD to the culture's own people minus the mean 1-JSD to the other cultures' people
 COMPARED_METRICS = (*METRIC_NAMES, "discrimination")
-MEAN_METRICS = ("one_minus_jsd", "accuracy", "wasserstein", "discrimination")  # nan-means of item terms
 MULTIPLE_COMPARISONS = "Benjamini-Hochberg over scopes x metrics per run"
 PERM_BATCH_ELEMENTS = 2_000_000  # floats per permutation batch, to bound memory on large evaluations
 
@@ -71,59 +72,52 @@ def find_eval(run_dir: Path, eval_name: str | None = None) -> Path:
     raise UserError(f"{run_dir} has WVS evaluations {found or 'none'}: name the one to compare (eval_name)")
 
 
-def _float(x: float | None) -> float:
-    return math.nan if x is None else float(x)
-
-
 def _arrays(items: list[dict]) -> dict[str, np.ndarray]:
-    """Item-level terms from which every metric of a resample is computed."""
-    choice = np.array([float(i["choice"]) for i in items])
-    majority = np.array([float(i["majority"]) for i in items])
-    n_options = np.array([len(i["model"]) for i in items], dtype=float)
-    one_minus_jsd = np.array([i["one_minus_jsd"] for i in items], dtype=float)
+    """The item fields every metric of a resample is computed from (by ``evaluate.metrics``, as metrics.json is)."""
     return {
-        "sq_err": (choice - majority) ** 2,
-        "sq_worst": (n_options - 1) ** 2,
-        "one_minus_jsd": one_minus_jsd,
-        "accuracy": (choice == majority).astype(float),
-        "wasserstein": np.array([_float(i["wasserstein"]) for i in items]),
+        "choice": np.array([i["choice"] for i in items]),
+        "majority": np.array([i["majority"] for i in items]),
+        "n_options": np.array([len(i["model"]) for i in items], dtype=float),
+        "one_minus_jsd": np.array([i["one_minus_jsd"] for i in items], dtype=float),
+        "wasserstein": np.array([i["wasserstein"] for i in items], dtype=float),  # None: a nominal question (NaN)
         # runs from before the field existed have no cross term: NaN, so they still compare on the rest
-        "discrimination": one_minus_jsd - np.array([_float(i.get("cross_one_minus_jsd")) for i in items]),
+        "cross": np.array([i.get("cross_one_minus_jsd") for i in items], dtype=float),
     }
 
 
-def _metrics(a: dict[str, np.ndarray], w: np.ndarray) -> dict[str, np.ndarray]:
-    """Each metric for each row of ``w`` (resample x item weights: how often each item was drawn).
-
-    culturespa as in ``culturespa_score`` on the weighted sums; the others are weighted nan-means.
-    """
-    with np.errstate(divide="ignore", invalid="ignore"):  # no item drawn, or none numeric: NaN
-        worst = np.sqrt(w @ a["sq_worst"])
-        out = {"culturespa": np.where(worst > 0, 1 - np.sqrt(w @ a["sq_err"]) / worst, np.nan)}
-        for m in MEAN_METRICS:
-            ok = ~np.isnan(a[m])
-            out[m] = (w @ np.where(ok, a[m], 0.0)) / (w @ ok)
-    return out
+def _metrics(a: dict[str, np.ndarray], w: np.ndarray | None) -> dict[str, Any]:
+    """Each metric of ``wvs.aggregate`` on these items: floats without ``w``, else one per row of ``w`` (resample x
+    item weights: how often each item was drawn)."""
+    return {
+        "culturespa": M.culturespa_score(a["choice"].astype(float), a["majority"].astype(float), a["n_options"], w),
+        "one_minus_jsd": M.mean(a["one_minus_jsd"], w),
+        "accuracy": M.accuracy(a["choice"], a["majority"], w),
+        "wasserstein": M.mean(a["wasserstein"], w),
+        "discrimination": M.discrimination(a["one_minus_jsd"], a["cross"], w),
+    }
 
 
-def _nanmean(x: np.ndarray, axis: int = 0) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(x, axis=axis)
+def _unit_terms(m: str, a: dict[str, np.ndarray]) -> np.ndarray:
+    """Per item, what a scope's value of ``m`` is computed from after a permutation (``_scope_value``): culturespa's
+    two squared terms (item x 2), the hit, the item's own term."""
+    if m == "culturespa":
+        return np.stack(M.culturespa_terms(a["choice"].astype(float), a["majority"].astype(float), a["n_options"]), -1)
+    if m == "accuracy":
+        return M.hits(a["choice"], a["majority"])
+    if m == "discrimination":
+        return M.discrimination_terms(a["one_minus_jsd"], a["cross"])
+    return a[m]
 
 
 def _scope_value(m: str, x: np.ndarray, axis: int) -> np.ndarray:
     """A scope's metric from per-unit values: units along ``axis``, then cultures (then sq_err, sq_worst for
     culturespa), NaN where a culture lacks the unit. Per culture over its units, then the mean over cultures."""
     x = np.moveaxis(x, axis, -1)  # (..., culture[, 2], unit)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if m == "culturespa":
-            sums = np.nansum(x, axis=-1)
-            worst = np.sqrt(sums[..., 1])
-            per_culture = np.where(worst > 0, 1 - np.sqrt(sums[..., 0]) / worst, np.nan)
-        else:
-            per_culture = _nanmean(x, axis=-1)
-    return _nanmean(per_culture, axis=-1)
+    if m == "culturespa":
+        per_culture = M.culturespa_from_sums(np.nansum(x[..., 0, :], axis=-1), np.nansum(x[..., 1, :], axis=-1))
+    else:
+        per_culture = M.mean(x)
+    return np.asarray(M.mean(per_culture))
 
 
 def _units(
@@ -133,7 +127,7 @@ def _units(
     shape = (n_units, len(arrays), 2) if m == "culturespa" else (n_units, len(arrays))
     out = np.full(shape, np.nan)
     for j, (c, a) in enumerate(arrays.items()):
-        out[unit_of[c], j] = np.stack([a["sq_err"], a["sq_worst"]], axis=-1) if m == "culturespa" else a[m]
+        out[unit_of[c], j] = _unit_terms(m, a)
     return out
 
 
@@ -206,15 +200,15 @@ def compare_runs(
     for c in cultures:
         n = len(keys[c])
         draws = rng.multinomial(n, np.full(n, 1 / n), size=n_boot)  # resample x item: times drawn
-        point[c] = [_metrics(a[c], np.ones(n)) for a in arrays]
+        point[c] = [_metrics(a[c], None) for a in arrays]  # as metrics.json computes them
         boot[c] = [_metrics(a[c], draws) for a in arrays]
     draws = rng.multinomial(len(qids), np.full(len(qids), 1 / len(qids)), size=n_boot)  # resample x question id
     point["overall"], boot["overall"] = [], []
-    for r in range(len(folders)):
+    for r in range(len(folders)):  # overall: the mean over cultures, as in metrics.json
         per_culture = {c: _metrics(arrays[r][c], draws[:, unit_of[c]]) for c in cultures}
-        point["overall"].append({m: _nanmean(np.array([point[c][r][m] for c in cultures])) for m in COMPARED_METRICS})
+        point["overall"].append({m: M.mean([point[c][r][m] for c in cultures]) for m in COMPARED_METRICS})
         boot["overall"].append(
-            {m: _nanmean(np.stack([per_culture[c][m] for c in cultures])) for m in COMPARED_METRICS}
+            {m: M.mean(np.stack([per_culture[c][m] for c in cultures], axis=-1)) for m in COMPARED_METRICS}
         )
 
     perm_rng = np.random.default_rng([seed, 1])  # its own stream: changing n_perm leaves the bootstrap as it was

@@ -89,7 +89,7 @@ def harness_evaluate(
         log_samples=True,
     )
     if result is None:  # only on non-zero ranks of a distributed run
-        raise UserError("lm-evaluation-harness returned no result: run culturealign eval general in one process")
+        raise UserError("lm-evaluation-harness returned no result: run culturealign eval lmeval in one process")
     return result
 
 

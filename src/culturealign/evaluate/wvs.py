@@ -1,8 +1,8 @@
 """WVS alignment: ask every answered survey question for every culture, score the model's option distribution.
 
 dataset (survey questions answered by a culture) -> solver (option scoring under a persona prompt) ->
-scorer (per-item JSD, W1, hit) -> metrics (per culture, per topic, overall). Every question is scored for
-every culture from option probabilities, so no culture is scored on a different subset because a reply
+scorer (per-item JSD, W1 on ordered scales, hit) -> metrics (per culture, per topic, overall). Every question is
+scored for every culture from option probabilities, so no culture is scored on a different subset because a reply
 failed to parse (a pitfall of the paper's scripts); the count of questions is reported per culture.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from culturealign.cultures import Culture, load_similarity
+from culturealign.data.base import is_ordinal
 from culturealign.data.survey import Survey
 from culturealign.errors import UserError
 from culturealign.evaluate import metrics as M
@@ -65,7 +66,8 @@ def score_item(culture: str, q: SurveyQuestion, probs: dict[str, float], mass: f
     codes = q.codes
     p = [probs[c] for c in codes]
     h = [human[c] for c in codes]
-    w1 = M.wasserstein_normalized([float(c) for c in codes], p, h) if q.scale.startswith("numeric") else None
+    # W1 on every ordered scale (its span from the codes: 1-10, 0-10, 1-4 ...); a nominal question has no distance
+    w1 = M.wasserstein_normalized([float(c) for c in codes], p, h) if is_ordinal(q) else None
     return WVSItem(
         culture,
         q.id,
@@ -100,24 +102,19 @@ def with_cross_culture(items: Sequence[WVSItem]) -> list[WVSItem]:
 
 
 def aggregate(items: Sequence[WVSItem]) -> dict[str, float]:
-    """The four metrics over a set of items (one culture, or one culture x topic)."""
-
-    def code(c: str) -> float:
-        return float(c)
-
+    """The four metrics over a set of items (one culture, or one culture x topic); ``compare_runs`` computes them
+    from saved items with the same functions."""
     qs = list(items)
     return {
         "culturespa": M.culturespa_score(
-            [code(i.choice) for i in qs], [code(i.majority) for i in qs], [len(i.model) for i in qs]
+            [float(i.choice) for i in qs], [float(i.majority) for i in qs], [len(i.model) for i in qs]
         ),
         "one_minus_jsd": M.mean([i.one_minus_jsd for i in qs]),
-        "accuracy": M.mean([float(i.choice == i.majority) for i in qs]),
-        "wasserstein": M.mean([i.wasserstein for i in qs if i.wasserstein is not None]),
+        "accuracy": M.accuracy([i.choice for i in qs], [i.majority for i in qs]),
+        "wasserstein": M.mean([i.wasserstein for i in qs]),  # None (a nominal question) is left out
         # culture discrimination: own people minus the other evaluated cultures' people (> 0: the persona matches
         # its own culture better than the others; the model-vs-survey analogue of C-Dist, Lazuarda et al. 2025)
-        "discrimination": M.mean(
-            [i.one_minus_jsd - i.cross_one_minus_jsd for i in qs if i.cross_one_minus_jsd is not None]
-        ),
+        "discrimination": M.discrimination([i.one_minus_jsd for i in qs], [i.cross_one_minus_jsd for i in qs]),
         "mass_on_options": M.mean([i.mass for i in qs]),
         # reference: what answering every question with a uniform distribution would score
         "one_minus_jsd_uniform": M.mean([M.one_minus_jsd([1.0] * len(i.human), list(i.human.values())) for i in qs]),

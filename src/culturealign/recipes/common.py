@@ -138,6 +138,8 @@ def tune_and_compare(
     results = before_after(run, cfg.student, evaluations, adapters, mode, engines)
     comparison |= {name: ba.table for name, ba in results.items()}
     comparison["evaluations"] = list(results)
+    if "wvs" in results and results["wvs"].after is not None:  # every change with its interval, not a bare delta
+        comparison["intervals"] = {"wvs": intervals(run, "wvs-before", "wvs-after")}
     if adapters and cfg.eval.general:
         # next-token distributions, not cached calls: these engines stay off the run's cache
         base = cfg.student.build()
@@ -146,6 +148,22 @@ def tune_and_compare(
     write_json(run.path / "eval" / "comparison.json", comparison)
     record_cost(run, engines)
     return comparison
+
+
+def intervals(run: RunFolder, before: str, after: str) -> dict[str, Any]:
+    """``compare`` of two of the run's WVS eval folders: each change with its joint-bootstrap 95% interval, paired
+    permutation p and BH q, per culture and overall (the items are paired on culture and question)."""
+    from culturealign.evaluate.compare_runs import compare_runs
+
+    c = compare_runs([run.eval_dir(before), run.eval_dir(after)], n_boot=1000, seed=0)
+    label = c["runs"][1]
+    return {
+        scope: {
+            m: {"diff": v["diff"][label], "ci": v["ci"][label], "p": v["p"][label], "q": v["q"][label]}
+            for m, v in metrics.items()
+        }
+        for scope, metrics in c["scopes"].items()
+    } | {"n_questions": c["n_questions"]}
 
 
 def enough_to_train(samples: Sequence[Any], min_examples: int, hint: str = "") -> bool:
@@ -202,7 +220,8 @@ def show_comparison(result: dict[str, Any]) -> list[Any]:
             f"{j['total']}, dropped {dict(j['dropped_by_reason'] or {})}"
         )
     for name in result.get("evaluations", ["wvs"]):
-        out.append(format_before_after(evaluation_class(name), result[name]))
+        iv = result.get("intervals", {}).get(name)
+        out.append(format_before_after(evaluation_class(name), result[name], intervals=iv))
         if name == "wvs" and skip_line(result):
             out.append(skip_line(result))
     for when, div in result.get("divergence", {}).items():

@@ -26,14 +26,13 @@ from culturealign.cultures import Culture, parse_cultures
 from culturealign.data.split import QuestionSplit, split_questions
 from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
-from culturealign.evaluate.base import EvalResult, before_after_table
+from culturealign.evaluate.base import EvalResult, before_after_table, format_before_after
 from culturealign.evaluate.before_after import student_engine
-from culturealign.evaluate.compare_runs import compare_runs
 from culturealign.evaluate.wvs import WVS, skip_line, summarize, survey_accounts
 from culturealign.llm.base import Engine
 from culturealign.llm.models import resolve_model
 from culturealign.llm.spec import EngineSpec
-from culturealign.recipes.common import Train, recipe_run, record_cost, section, student
+from culturealign.recipes.common import Train, intervals, recipe_run, record_cost, section, student
 from culturealign.records import ChatSample, SoftLabel
 from culturealign.runs import RunFolder, write_json
 from culturealign.runs.runner import run_steps
@@ -270,19 +269,6 @@ def seed_spread(before: EvalResult, afters: dict[int, EvalResult]) -> dict[str, 
     return out
 
 
-def intervals(run: RunFolder, before: str, after: str) -> dict[str, Any]:
-    """``compare`` of two of the run's eval folders: differences with joint-bootstrap CIs, p and BH q per metric."""
-    c = compare_runs([run.eval_dir(before), run.eval_dir(after)], n_boot=1000, seed=0)
-    label = c["runs"][1]
-    return {
-        scope: {
-            m: {"diff": v["diff"][label], "ci": v["ci"][label], "p": v["p"][label], "q": v["q"][label]}
-            for m, v in metrics.items()
-        }
-        for scope, metrics in c["scopes"].items()
-    } | {"n_questions": c["n_questions"]}
-
-
 # -- the recipe -----------------------------------------------------------------------------------------------------
 def prepare(cfg: Config) -> tuple[Survey, list[Culture], list[Culture], QuestionSplit]:
     survey = load_survey(cfg.survey)
@@ -439,35 +425,9 @@ SET_TITLES = {
 }
 
 
-def _cell(ba: dict[str, Any], iv: dict[str, Any] | None) -> str:
-    if math.isnan(ba["after"]):
-        return "-" if math.isnan(ba["before"]) else f"{ba['before']:.3f}"
-    text = f"{ba['before']:.3f} → {ba['after']:.3f} ({ba['diff']:+.3f})"
-    if iv and not math.isnan(iv["ci"][0]):
-        star = " *" if iv["q"] < 0.05 else ""
-        text += f"\n[{iv['ci'][0]:+.3f}, {iv['ci'][1]:+.3f}] p={iv['p']:.3g}{star}"
-    return text
-
-
 def interval_table(title: str, block: dict[str, Any]) -> Any:
     """One question set's before → after per culture and overall, with 95% CIs, permutation p and BH q."""
-    from rich.table import Table
-
-    table = Table(title=title, caption="95% bootstrap CI (overall: question ids resampled jointly); * BH q < 0.05")
-    table.add_column("culture")
-    table.add_column("n", justify="right")
-    for m in SHOWN:
-        table.add_column(m, justify="right")
-    table.add_column("1-JSD gap closed", justify="right")
-    intervals_ = block["intervals"]
-    for scope, row in block["before_after"].items():
-        iv = intervals_.get(scope, {})
-        gap = row["one_minus_jsd"]["gap_closed"]
-        n = intervals_.get("n_questions", {}).get(scope, "")
-        table.add_row(
-            scope, str(n), *(_cell(row[m], iv.get(m)) for m in SHOWN), "-" if math.isnan(gap) else f"{gap:+.1%}"
-        )
-    return table
+    return format_before_after(WVS, block["before_after"], title, block["intervals"], SHOWN)
 
 
 def format_surveyfit(result: dict[str, Any]) -> list[Any]:
@@ -475,7 +435,7 @@ def format_surveyfit(result: dict[str, Any]) -> list[Any]:
     s = result["split"]
     out: list[Any] = [
         f"split: {s['train']} train / {s['validation']} validation / {s['eval']} eval questions (whole batteries); "
-        f"{result['examples']} {result.target} examples; eval questions in training: "
+        f"{result['examples']} {result['target']} examples; eval questions in training: "
         f"{result['eval_questions_in_training']}"
     ]
     for name in ("eval", "heldout-eval", "survey2", "validation", "train"):
@@ -484,7 +444,7 @@ def format_surveyfit(result: dict[str, Any]) -> list[Any]:
     if skip_line(result):
         out.append(skip_line(result))
     if "seeds" in result:
-        j = result.seeds["one_minus_jsd"]
+        j = result["seeds"]["one_minus_jsd"]
         out.append(f"1-JSD gain over seeds {list(j['diff_by_seed'])}: mean {j['mean']:+.3f}, SD {j['sd']:.3f}, "
                    f"min {j['min']:+.3f}, max {j['max']:+.3f}")  # fmt: skip
     return out

@@ -36,6 +36,7 @@ th:first-child, td:first-child, td.text { text-align: left; } th { background: #
 pre { background: #f7f7f7; padding: .75rem; overflow: auto; max-height: 24rem; font-size: .8rem; }
 figure.plot { margin: 1rem 0 2rem; } figure.plot svg { max-width: 100%; height: auto; }
 figcaption { font-size: .9rem; color: #555; margin-bottom: .3rem; }
+p.headline { font-size: 1.1rem; font-weight: 600; } td { white-space: nowrap; }
 p.empty { color: #888; font-style: italic; } .path { color: #777; font-size: .85rem; }
 """
 
@@ -52,6 +53,7 @@ class RunData:
     losses: dict[str, list[dict]] = field(default_factory=dict)
     evals: dict[str, dict] = field(default_factory=dict)  # eval name (path under eval/) -> metrics.json
     iw_maps: dict[str, dict] = field(default_factory=dict)  # eval name -> Inglehart-Welzel coordinates.json
+    comparison: dict[str, Any] | None = None  # eval/comparison.json of a recipe run: the answer
 
 
 def _read_json(path: Path) -> Any:
@@ -78,6 +80,8 @@ def load_run(path: Path, label: str) -> RunData:
         run.evals[name] = _read_json(eval_root / name / "metrics.json")
     for p in sorted(eval_root.glob("iwmap*/coordinates.json")):
         run.iw_maps[p.parent.name] = _read_json(p)
+    if (eval_root / "comparison.json").is_file():
+        run.comparison = _read_json(eval_root / "comparison.json")
     return run
 
 
@@ -131,6 +135,76 @@ def _section(title: str, parts: list[str], empty: str) -> str:
     return f"<h2>{html.escape(title)}</h2>" + ("".join(parts) or _empty(empty))
 
 
+# -- the answer first: did tuning move the model, by more than noise? ---------------------------------------------
+HEADLINE = "one_minus_jsd"
+SET_TITLES = {
+    "eval": "held-out questions, trained cultures (the result)",
+    "heldout-eval": "held-out questions, cultures never trained on",
+    "survey2": "a second survey",
+    "validation": "validation questions",
+    "train": "training questions (plumbing check)",
+}
+TABLE_TITLES = {"wvs": "WVS alignment", "blend": "BLEnD accuracy", "individual": "individual level", "hhh": "HHH"}
+
+
+def _blocks(comparison: dict[str, Any]) -> list[tuple[str, dict, dict]]:
+    """(title, before/after table, intervals) of a comparison.json, the WVS result first."""
+    if "sets" in comparison:  # SurveyFit: one block per question set, held-out questions first
+        sets = comparison["sets"]
+        return [
+            (f"WVS: {SET_TITLES[n]}", sets[n]["before_after"], sets[n]["intervals"]) for n in SET_TITLES if n in sets
+        ]
+    names = comparison.get("evaluations") or [n for n in ("wvs", "hhh") if n in comparison]
+    iv = comparison.get("intervals") or {}
+    return [
+        (TABLE_TITLES.get(n, n), comparison[n], iv.get(n) or {}) for n in names if isinstance(comparison.get(n), dict)
+    ]
+
+
+def _change(row: dict[str, Any], interval: dict[str, Any] | None) -> str:
+    before, after, diff = (math.nan if row.get(k) is None else row[k] for k in ("before", "after", "diff"))
+    if math.isnan(after):
+        return "–" if math.isnan(before) else f"{before:.3f}"
+    text = f"{before:.3f} → {after:.3f} ({diff:+.3f})"
+    ci = (interval or {}).get("ci") or [None, None]
+    if ci[0] is not None:
+        text += f" [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+    return text
+
+
+def headline(comparison: dict[str, Any]) -> str:
+    """One sentence: the overall change of the headline metric and whether its interval excludes zero."""
+    if not comparison.get("trained", True):
+        return f"Nothing was trained ({comparison.get('examples', 0)} examples kept): only the base model is scored."
+    blocks = _blocks(comparison)
+    if not blocks or HEADLINE not in blocks[0][1].get("overall", {}):
+        return "The run has no WVS before/after result."
+    title, table, iv = blocks[0]
+    row, interval = table["overall"][HEADLINE], (iv.get("overall") or {}).get(HEADLINE)
+    if row.get("diff") is None:
+        return "The run has no after-tuning result."
+    change = f"1 − JSD {row['before']:.3f} → {row['after']:.3f} ({row['diff']:+.3f})"
+    if not interval or interval.get("ci", [None])[0] is None:
+        return f"{title}: {change}, without an interval."
+    lo, hi = interval["ci"]
+    verdict = "a change beyond noise" if lo > 0 or hi < 0 else "within noise: the interval includes 0"
+    return f"{title}: {change}, 95% CI [{lo:+.3f}, {hi:+.3f}], p = {interval['p']:.3g} — {verdict}."
+
+
+def section_result(runs: list[RunData]) -> str:
+    parts = []
+    for run in (r for r in runs if r.comparison):
+        parts.append(
+            f"<h3>{html.escape(run.label)}</h3><p class='headline'>{html.escape(headline(run.comparison))}</p>"
+        )
+        for title, table, iv in _blocks(run.comparison):
+            metrics = [m for m in next(iter(table.values()), {}) if isinstance(next(iter(table.values()))[m], dict)]
+            rows = [[g, *(_change(row[m], (iv.get(g) or {}).get(m)) for m in metrics)] for g, row in table.items()]
+            parts.append(f"<h4>{html.escape(title)}: before → after (Δ) [95% CI]</h4>")
+            parts.append(_table(["", *metrics], rows))
+    return _section("Result: before → after tuning", parts, "No recipe comparison in these runs (eval-only runs).")
+
+
 def section_runs(runs: list[RunData]) -> str:
     parts = []
     for run in runs:
@@ -152,7 +226,7 @@ def section_runs(runs: list[RunData]) -> str:
             parts.append(f"<details open><summary>config.yaml</summary><pre>{html.escape(run.config)}</pre></details>")
         else:
             parts.append(_empty("No config.yaml in this run."))
-    return _section("Runs", parts, "")
+    return _section("Runs: configs and costs", parts, "")
 
 
 def section_alignment(runs: list[RunData]) -> str:
@@ -270,15 +344,16 @@ def section_metrics(runs: list[RunData]) -> str:
 def render(runs: list[RunData]) -> str:
     """The whole page as a string."""
     title = "culturealign report: " + ", ".join(r.label for r in runs)
-    sections = [
-        section_runs(runs),
+    sections = [  # the answer first, then what it stands on, then how it was made
+        section_result(runs),
+        section_funnel(runs),
         section_alignment(runs),
         section_topics(runs),
-        section_funnel(runs),
         section_loss(runs),
         section_cultural_map(runs),
         section_iw_map(runs),
         section_metrics(runs),
+        section_runs(runs),
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

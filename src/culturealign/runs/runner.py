@@ -13,6 +13,7 @@ naming what changed and the ``--from`` that redoes it; it never reports stale da
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -45,6 +46,16 @@ def finished_step(run_dir: Path, name: str, what: str = "run") -> Path:
 def step_records(run_dir: Path, name: str, what: str = "run") -> list[Any]:
     """The output records of the finished step called ``name``."""
     return [from_dict(r) for r in read_jsonl(finished_step(run_dir, name, what) / "data.jsonl")]
+
+
+def step_stats(run_dir: Path, steps: Sequence[Any]) -> dict[str, dict]:
+    """Every finished step's ``stats.json`` by step name (counts kept and dropped, with reasons): a run's funnel."""
+    out = {}
+    for i, step in enumerate(steps, 1):
+        path = step_dir(run_dir, i, step.name) / "stats.json"
+        if path.is_file():
+            out[step.name] = json.loads(path.read_text("utf-8"))
+    return out
 
 
 def _redo_index(steps: Sequence[Any], redo_from: str | int | None) -> int | None:

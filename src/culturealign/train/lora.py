@@ -207,6 +207,7 @@ def train_lora(
     trainer = _trainer_class(SFTTrainer)(
         model=model, args=sft_cfg, train_dataset=to_dataset(samples, tok), processing_class=tok, peft_config=lora_cfg
     )
+    show_steps(trainer, f"training {out.name}")
     trainer.train()
     world = trainer.accelerator.num_processes  # the processes that really trained (args.world_size says 1 on CPU)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
@@ -227,6 +228,33 @@ def train_lora(
         os.replace(staging, out)
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return TrainResult(out, losses, trainer.state.global_step, world, len(samples))
+
+
+def show_steps(trainer: Any, label: str) -> None:
+    """Our progress bar for the Trainer's steps instead of its tqdm bar and printed log dicts (the losses are kept
+    in ``log_history.json``); nothing when ``disable_tqdm`` is set or off the main process."""
+    from transformers import PrinterCallback, ProgressCallback, TrainerCallback
+
+    from culturealign.progress import progress_bar
+
+    if trainer.args.disable_tqdm or not trainer.is_world_process_zero():
+        return
+
+    class StepBar(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self._bar = progress_bar(label, state.max_steps)
+            self._advance = self._bar.__enter__()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self._advance is not None:
+                self._advance(1)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self._bar.__exit__(None, None, None)
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(StepBar())
 
 
 def _trainer_class(base: type) -> type:
