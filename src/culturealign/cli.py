@@ -31,6 +31,10 @@ def _main(
 ) -> None:
     _state["debug"] = debug
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not verbose:
+        from culturealign.progress import quiet_third_party
+
+        quiet_third_party()
 
 
 Model = Annotated[
@@ -146,8 +150,13 @@ def eval_hhh_cmd(
     safety_classifier: Annotated[
         str | None, typer.Option(help="A text-classification model (HF id or folder) to judge safety instead.")
     ] = None,
+    runs: Annotated[int, typer.Option(min=1, help="Answer runs averaged, with SD and min-max (the paper: 3).")] = 1,
+    temperature: Annotated[float, typer.Option(min=0, help="0 = greedy; the paper: 0.7 (for --runs > 1).")] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling, in (0, 1]; the paper: 0.9.")] = 1.0,
+    repetition_penalty: Annotated[float, typer.Option(help="> 0; 1.0 = none; the paper: 1.1.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="The items' seeded slice; run r samples with seed * 100 + r.")] = 0,
 ) -> None:
-    """AlignCultura's HHH benchmark: win rate, safety, truthful x informative, joint score, cultural failures."""
+    """AlignCultura's HHH benchmark: win rate, safety, truthful-and-informative, joint score, cultural failures."""
     from culturealign.evaluate.base import format_metrics
     from culturealign.evaluate.hhh import HHH
     from culturealign.recipes.alignculture import eval_hhh
@@ -165,27 +174,32 @@ def eval_hhh_cmd(
         max_tokens,
         train_data,
         out,
+        seed=seed,
         safety_classifier=safety_classifier,
+        runs=runs,
+        temperature=temperature,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
     )
     console.print(format_metrics(HHH, metrics, f"HHH benchmark of {model} (judge: {judge_model or model})"))
 
 
-@eval_app.command("general")
-def eval_general_cmd(
+@eval_app.command("lmeval")
+def eval_lmeval_cmd(
     model: Model = "smollm2",
     adapter: Annotated[str | None, typer.Option(help="PEFT adapter folder: scored beside the base model.")] = None,
     tasks: Annotated[
         str, typer.Option(help="Comma-separated lm-evaluation-harness tasks (hub tasks such as mmlu need internet).")
     ] = "culturealign_general_mc",
     limit: Annotated[int | None, typer.Option(min=1, help="At most N documents per task.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/eval-general-<time>).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/eval-lmeval-<time>).")] = None,
     batch_size: BatchSize = 16,
 ) -> None:
     """General ability through lm-evaluation-harness: each task's score for base and tuned, with standard errors."""
-    from culturealign.api import eval_general
+    from culturealign.api import eval_lmeval
     from culturealign.evaluate.lmeval import format_table
 
-    table = eval_general(model, adapter, tasks, limit, out, batch_size)
+    table = eval_lmeval(model, adapter, tasks, limit, out, batch_size)
     console.print(format_table(table, f"lm-evaluation-harness: {model}" + (f" vs + {adapter}" if adapter else "")))
 
 
@@ -255,10 +269,14 @@ def run_cmd(
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as e:
         reason = " ".join(str(e).split())  # PyYAML's messages span lines: one line for the user
         raise UserError(f"cannot read recipe {config}: {reason}; it must be a UTF-8 YAML mapping") from e
+    from culturealign.config import load
+
     module = recipe_module(str(recipe), f" in {config}")
     overrides = list(ctx.args) + ([f"out={out}"] if out else [])
+    folder = load(config, module.CONFIG, overrides).out  # a bad config stops here, before any work
     for item in module.show(module.run(config, overrides, from_)):
         console.print(item)
+    console.print(f"\nrun folder: {folder}\nits report: culturealign report {folder}")
 
 
 @app.command("config")

@@ -82,3 +82,23 @@ def test_a_cache_that_cannot_be_written_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="cannot write to the LLM call cache"):
         cache.put_many({"k2": 2})
     assert cache.get_many(["k", "k2"]) == {"k": 1}
+
+
+def test_repetition_penalty_is_a_cache_key_part_only_when_it_penalizes(tmp_path):
+    from dataclasses import asdict
+
+    old = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 256, "n": 1, "seed": 0}  # GenParams before the field
+    assert GenParams().key() == old  # calls cached before it existed keep their keys
+    assert GenParams(repetition_penalty=1.1).key() == asdict(GenParams(repetition_penalty=1.1))
+    msgs = [[{"role": "user", "content": "q"}]]
+    eng = ScriptedEngine(cache=CallCache(tmp_path / "c.sqlite"), outputs=["plain", "penalized"])
+    assert eng.generate(msgs, GenParams()) == [["plain"]]
+    assert eng.generate(msgs, GenParams(repetition_penalty=1.1)) == [["penalized"]]  # another call, not a hit
+    assert eng.generate(msgs, GenParams(repetition_penalty=1.0)) == [["plain"]]
+
+
+def test_repetition_penalty_must_be_positive():
+    import pytest
+
+    with pytest.raises(ValueError, match="repetition_penalty must be > 0"):
+        GenParams(repetition_penalty=0.0)

@@ -210,6 +210,15 @@ def test_generate_returns_n_stripped_outputs_and_counts_tokens():
     assert eng.stats.prompt_tokens == 20 and eng.stats.completion_tokens == 12
 
 
+def test_repetition_penalty_is_sent_only_when_it_penalizes():
+    server = FakeServer(lambda p, i: completion(["ok"]))
+    eng = engine(server)
+    eng.generate([PROMPT], GenParams(temperature=0.7))
+    eng.generate([PROMPT], GenParams(temperature=0.7, repetition_penalty=1.1))
+    assert "repetition_penalty" not in server.payloads[0]  # the plain OpenAI API refuses unknown parameters
+    assert server.payloads[1]["repetition_penalty"] == 1.1  # vLLM's extension
+
+
 def test_server_ignoring_n_is_asked_again():
     server = FakeServer(lambda p, i: completion([f"sample {i}"]))  # always one choice
     out = engine(server).generate([PROMPT], GenParams(temperature=1.0, n=4, seed=0))

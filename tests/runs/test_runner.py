@@ -176,3 +176,29 @@ def test_later_stages_find_a_step_by_name_whatever_its_number(tmp_path):
     (step_dir(tmp_path, 2, "drop-odd") / "stats.json").unlink()  # unfinished: not a source for later stages
     with pytest.raises(UserError, match="has no finished step 'drop-odd': it is not a finished culturespa run"):
         finished_step(tmp_path, "drop-odd", "culturespa run")
+
+
+def test_each_step_adds_its_seconds_calls_and_tokens_to_cost_json(tmp_path):
+    from culturealign.llm.base import GenParams
+    from culturealign.llm.scripted import ScriptedEngine
+
+    class Ask(Step):
+        name = "ask"
+
+        def __init__(self, engine):
+            super().__init__()
+            self.engine = engine
+
+        def run(self, records):
+            self.engine.generate([[{"role": "user", "content": r.text}] for r in records], GenParams(max_tokens=4))
+            yield from records
+
+    records = [SurveyQuestion(f"q{i}", "topic", f"question {i}?", {"1": "a"}) for i in range(3)]
+    engine = ScriptedEngine(outputs=["yes"])
+    run_steps([MakeQuestions(), Ask(engine)], tmp_path, records[:0])
+    stages = json.loads((tmp_path / "cost.json").read_text())["stages"]
+    assert set(stages) == {"make", "ask"}
+    assert stages["ask"]["calls"] == 3 and stages["make"].get("calls", 0) == 0  # a step without an engine: time only
+    assert stages["ask"]["seconds"] >= 0 and {"prompt_tokens", "completion_tokens", "cache_hits"} <= set(stages["ask"])
+    run_steps([MakeQuestions(), Ask(engine)], tmp_path, records[:0])  # finished: read back, nothing added
+    assert json.loads((tmp_path / "cost.json").read_text())["stages"]["ask"]["calls"] == 3

@@ -255,6 +255,7 @@ def test_step_drops_leaks_of_the_evaluation_set_first():
     assert out == [TEXTS["a"], TEXTS["e"]]
     assert [why for _, why in step.dropped] == ["leaks evaluation item", "near-duplicate (hamming <= 10) of record 1"]
     assert step.stats["dropped_by_reason"] == {"leaks evaluation item": 1, "near-duplicate (hamming <= 10)": 1}
+    assert step.stats["leaked"] == 1 and step.stats["reference_texts"] == 2
 
 
 def test_step_threshold_zero_keeps_near_duplicates_and_empty_input():
@@ -262,6 +263,6 @@ def test_step_threshold_zero_keeps_near_duplicates_and_empty_input():
     assert list(step.run([TEXTS["a"], TEXTS["b"], TEXTS["d"]])) == [TEXTS["a"], TEXTS["b"]]
     empty = SimHashDedup(text_of=lambda r: r)
     assert list(empty.run([])) == []
-    assert empty.stats == {"total": 0, "kept": 0, "dropped": 0}
+    assert empty.stats == {"total": 0, "kept": 0, "dropped": 0, "leaked": 0, "reference_texts": 0}
     with pytest.raises(UserError, match="threshold"):
         SimHashDedup(threshold=-1)

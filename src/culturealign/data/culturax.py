@@ -42,11 +42,15 @@ def _pass_hhh(text: str | None) -> tuple[int, int, int] | None:
     return a, b, c
 
 
+def culturax_file(path: str | Path) -> Path:
+    """The CSV a CulturaX path names: the path itself, or ``CulturaX.csv`` in the folder it names."""
+    path = Path(path)
+    return path / "CulturaX.csv" if path.is_dir() else path
+
+
 def load_culturax(path: str | Path) -> tuple[list[HHHItem], Counter]:
     """Load ``CulturaX.csv`` (or the folder holding it): the items in file order and what was skipped, by reason."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "CulturaX.csv"
+    path = culturax_file(path)
     if not path.is_file():
         raise UserError(f"CulturaX file not found: {path}; pass CulturaX.csv or its folder (../shared/data/culturax)")
     header, rows = csv_dicts(path, read_text(path, "CulturaX.csv", legacy="cp1252"))

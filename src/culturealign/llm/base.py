@@ -25,13 +25,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GenParams:
-    """Sampling parameters of a generation call; ``temperature=0`` means greedy."""
+    """Sampling parameters of a generation call; ``temperature=0`` means greedy.
+
+    ``repetition_penalty`` is the CTRL penalty (Keskar et al., 2019) of Hugging Face's ``generate`` and llama.cpp's
+    ``repeat_penalty``: 1.0 is none.
+    """
 
     temperature: float = 0.0
     top_p: float = 1.0
     max_tokens: int = 256
     n: int = 1
     seed: int = 0
+    repetition_penalty: float = 1.0
 
     def __post_init__(self):
         if self.temperature < 0:
@@ -40,6 +45,16 @@ class GenParams:
             raise ValueError("top_p must be in (0, 1]")
         if self.max_tokens < 1 or self.n < 1:
             raise ValueError("max_tokens and n must be >= 1")
+        if self.repetition_penalty <= 0:
+            raise ValueError("repetition_penalty must be > 0 (1.0 is none)")
+
+    def key(self) -> dict[str, Any]:
+        """The parameters as a cache key holds them. A penalty of 1.0 (none) is left out, so every call cached
+        before the field existed keeps its key; any other value is a different call."""
+        out = asdict(self)
+        if self.repetition_penalty == 1.0:
+            del out["repetition_penalty"]
+        return out
 
 
 @dataclass
@@ -126,7 +141,7 @@ class Engine(ABC):
         """``params.n`` completions per chat prompt (each a list of ``{"role", "content"}`` messages)."""
         params = params or GenParams()
         ident = self.identity()
-        keys = [cache_key(ident, "generate", p, asdict(params)) for p in prompts]
+        keys = [cache_key(ident, "generate", p, params.key()) for p in prompts]
 
         def valid(v: Any) -> bool:
             return isinstance(v, list) and len(v) == params.n and all(isinstance(t, str) for t in v)

@@ -148,7 +148,7 @@ class LlamaCppEngine(Engine):
                     top_p=params.top_p,
                     top_k=0,  # plain temperature / nucleus sampling, as the other engines: no top-k, min-p
                     min_p=0.0,
-                    repeat_penalty=1.0,
+                    repeat_penalty=params.repetition_penalty,  # over llama.cpp's last 64 tokens, not the whole text
                     seed=params.seed + k,
                 )
                 replies.append(result["choices"][0]["text"].strip())

@@ -192,6 +192,8 @@ class LocalEngine(Engine):
         kwargs: dict[str, Any] = {"do_sample": sample, "max_new_tokens": params.max_tokens, "pad_token_id": pad}
         if sample:
             kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        if params.repetition_penalty != 1.0:  # applies to greedy decoding too
+            kwargs["repetition_penalty"] = params.repetition_penalty
         with torch.inference_mode():
             out = model.generate(
                 input_ids=input_ids.to(model.device),

@@ -354,11 +354,13 @@ class OpenAIEngine(Engine):
         top_p: float,
         max_tokens: int,
         seed: int,
+        repetition_penalty: float = 1.0,
     ) -> list[str]:
         """``n`` replies to one prompt, asking again while the server returns fewer (some ignore ``n``).
 
         Each follow-up request shifts the seed, else a server that honours ``seed`` but not ``n`` would repeat
-        the same sample.
+        the same sample. ``repetition_penalty`` is not an OpenAI parameter but vLLM's extension (other servers may
+        ignore or refuse it): sent only when it is not 1.0, so the plain API is asked what it knows.
         """
         out: list[str] = []
         round_ = 0
@@ -372,6 +374,8 @@ class OpenAIEngine(Engine):
                 "n": min(n - len(out), self.max_n),
                 "seed": seed + round_,
             }
+            if repetition_penalty != 1.0:
+                payload["repetition_penalty"] = repetition_penalty
             body = await self._post(client, sem, payload)
             for choice in body["choices"][: n - len(out)]:
                 message = choice.get("message") if isinstance(choice, dict) else None
@@ -391,6 +395,7 @@ class OpenAIEngine(Engine):
                 top_p=params.top_p,
                 max_tokens=params.max_tokens,
                 seed=params.seed,
+                repetition_penalty=params.repetition_penalty,
             )
 
         return self._run_all(one, prompts)

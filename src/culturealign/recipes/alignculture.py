@@ -1,9 +1,14 @@
 """AlignCultura (Kashyap, Dras, Naseem, 2026): an HHH dataset over the UNESCO cultural subdomains, and its benchmark.
 
 Stage I: source queries (a user file, or generated per subdomain x culture) -> multi-label reclassification ->
-expansion of thin subdomains -> SimHash near-duplicate removal -> seeded 80/10/10 split with leakage figures ->
-two-stage rejection sampling of HHH responses. Optionally LoRA on the train split. Stage II (also on its own:
-``culturealign eval hhh``): the HHH benchmark on CulturaX-format data before (and after) tuning.
+expansion of thin subdomains -> SimHash removal of near-duplicates and of queries near an evaluation item -> seeded
+80/10/10 split with leakage figures -> two-stage rejection sampling of HHH responses. Optionally LoRA on the train
+split. Stage II (also on its own: ``culturealign eval hhh``): the HHH benchmark on CulturaX-format data before (and
+after) tuning.
+
+When the queries are CulturaX itself (``queries.file`` is the file ``eval.data`` names: the paper's setting), the
+benchmark runs on the CulturaX items of the held-out test split only, and CulturaX is no reference of the dedup
+(every query would leak): the split's ``test_vs_train`` leakage is then the figure that counts.
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ from typing import Any, ClassVar
 
 from culturealign.config import Section, load, setting
 from culturealign.cultures import parse_cultures
-from culturealign.data.culturax import load_culturax
+from culturealign.data.culturax import culturax_file, load_culturax
 from culturealign.data.unesco import load_taxonomy
 from culturealign.errors import UserError
 from culturealign.evaluate.before_after import before_after
-from culturealign.evaluate.hhh import HHH
+from culturealign.evaluate.hhh import HHH, check_sampling
 from culturealign.llm.spec import EngineSpec
 from culturealign.prompting import hhh_prompts
 from culturealign.recipes.common import (
@@ -35,9 +40,9 @@ from culturealign.recipes.common import (
     section,
     student,
 )
-from culturealign.records import ChatSample, HHHSample
+from culturealign.records import ChatSample, HHHItem, HHHQuery, HHHSample
 from culturealign.runs import RunFolder, write_json
-from culturealign.runs.runner import run_steps, step_dir
+from culturealign.runs.runner import run_steps, step_records, step_stats
 from culturealign.steps.hhh import AssignSplits, Expand, GenerateHHHQueries, LoadQueries, Reclassify, RejectionSample
 from culturealign.steps.simhash import SimHashDedup
 from culturealign.train.variants import train_variant
@@ -90,7 +95,10 @@ class Dedup(Section):
 class Split(Section):
     key: ClassVar[str] = "split"
     fractions: list[float] = setting([0.8, 0.1, 0.1], "train / val / test", each=float, low=0, high=1)
-    eval_sets: dict = setting({"culturax": "../shared/data/culturax"}, "evaluation sets whose leakage is reported")
+    eval_sets: dict = setting(
+        {"culturax": "../shared/data/culturax"},
+        "evaluation sets: queries near their items are removed (simhash-dedup), the leakage left is reported",
+    )
 
 
 @dataclass
@@ -121,7 +129,24 @@ class AlignEval(Section):
     min_mass: float = setting(
         0.01, "a judge verdict with less probability on the allowed answers fails", low=0, high=1
     )
-    seed: int = setting(0)
+    seed: int = setting(0, "the items' seeded sample, and the answers' sampling seeds (run r: seed * 100 + r)")
+    runs: int = setting(1, "answer runs averaged, with their SD and min-max (the paper: 3, sampled)", low=1)
+    temperature: float = setting(0.0, "0 = greedy (the CPU demo); the paper: 0.7", low=0)
+    top_p: float = setting(1.0, "the paper: 0.9", low=0, high=1, open_low=True)
+    repetition_penalty: float = setting(1.0, "1.0 = none; the paper: 1.1", low=0, open_low=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.runs > 1 and self.temperature == 0:
+            raise UserError(
+                f"eval.runs={self.runs} with eval.temperature=0 would repeat the same greedy answers: set "
+                "eval.temperature > 0 (the paper: eval.runs=3 eval.temperature=0.7 eval.top_p=0.9 "
+                "eval.repetition_penalty=1.1) or eval.runs=1"
+            )
+
+    def sampling(self) -> dict[str, Any]:
+        """The HHH benchmark's answer settings, as its keyword arguments."""
+        return self.kwargs("data", "limit", "max_tokens", "min_mass")
 
 
 @dataclass
@@ -167,7 +192,20 @@ def eval_set_texts(path: str | Path) -> list[str]:
     return read_questions(path)[0]
 
 
-def data_steps(cfg: Config, run: RunFolder) -> list:
+def same_file(a: str | Path | None, b: str | Path | None) -> bool:
+    """Whether two config paths (a CulturaX path may name its folder) are one file."""
+    if not a or not b:
+        return False
+    a, b = culturax_file(a), culturax_file(b)
+    try:
+        return a.samefile(b)
+    except OSError:  # one of them does not exist (yet): compare the paths
+        return a.resolve() == b.resolve()
+
+
+def data_steps(cfg: Config, run: RunFolder, benchmark: Sequence[str] = ()) -> list:
+    """The Stage I steps. Queries near a ``benchmark`` question or an item of ``split.eval_sets`` are removed by the
+    dedup; a set that is the queries' own file is no reference (the held-out split keeps it clean instead)."""
     engine, critic = engines_from(cfg.generator, cfg.critic, run)
     taxonomy = load_taxonomy()
     q = cfg.queries
@@ -186,12 +224,15 @@ def data_steps(cfg: Config, run: RunFolder) -> list:
             engine, chosen, parse_cultures(cfg.cultures), q.per_pair, q.temperature, q.max_retries, q.seed
         )
     )
-    eval_sets = {name: eval_set_texts(path) for name, path in (cfg.split.eval_sets or {}).items()}
+    eval_sets = {
+        name: eval_set_texts(path) for name, path in (cfg.split.eval_sets or {}).items() if not same_file(path, q.file)
+    }
+    reference = list(dict.fromkeys([*benchmark, *(t for texts in eval_sets.values() for t in texts)]))
     return [
         source,
         Reclassify(engine, taxonomy, **cfg.reclassify.kwargs()),
         Expand(engine, chosen, **cfg.expand.kwargs(), seed=q.seed),
-        SimHashDedup(lambda x: x.text, **cfg.dedup.kwargs()),
+        SimHashDedup(lambda x: x.text, **cfg.dedup.kwargs(), reference_texts=reference),
         AssignSplits(q.seed, cfg.split.fractions, cfg.dedup.threshold, eval_sets),
         RejectionSample(engine, critic, **cfg.responses.kwargs(), seed=q.seed),
     ]
@@ -219,26 +260,23 @@ def run_alignculture(config: str | Path | None = None, overrides: Sequence[str] 
     cfg = load(config, Config, list(overrides))
     ev = cfg.eval
     items, skipped = load_culturax(ev.data)
-    items = seeded_slice(items, ev.limit, ev.seed)
+    held_out = same_file(cfg.queries.file, ev.data)  # the paper's setting: the queries are CulturaX itself
     with recipe_run(cfg, "alignculture", STAGES, redo_from) as run:
-        steps = data_steps(cfg, run)
+        steps = data_steps(cfg, run, [] if held_out else [it.question for it in items])
         samples = run_steps(steps, run.path, redo_from=data_redo(redo_from))
+        notes: dict[str, Any] = {"data_skipped": dict(skipped)}
+        if held_out:
+            items, notes["benchmark_split"] = held_out_items(items, step_records(run.path, "split"))
+        items = seeded_slice(items, ev.limit, ev.seed)
         train = training_samples(samples, cfg.train.reference)
         comparison: dict[str, Any] = {"dataset": len(samples), "train_examples": len(train), "trained": False}
-        comparison["funnel"] = {st.name: _stats(run.path, i, st.name) for i, st in enumerate(steps, 1)}
+        comparison["funnel"] = {st.name: {} for st in steps} | step_stats(run.path, steps)
         adapters = {}
         if cfg.train.enabled and enough_to_train(train, cfg.train.min_examples, "(train-split examples)"):
             adapters = train_variant(run.path, "hhh", train, cfg.student.model, cfg.train, "joint")
             comparison["trained"] = True
         train_texts = [s.query.text for s in samples if s.query.split == "train"]
-        hhh = HHH(
-            items,
-            steps[-1].critic,
-            ev.max_tokens,
-            ev.min_mass,
-            train_texts,
-            notes={"data_skipped": dict(skipped)},
-        )
+        hhh = HHH(items, steps[-1].critic, ev.max_tokens, ev.min_mass, train_texts, notes=notes, **ev.sampling())
         engines: list = []
         result = before_after(run, cfg.student, [hhh], adapters, "joint", engines)["hhh"]
         comparison["hhh_before"] = result.before.metrics
@@ -251,11 +289,17 @@ def run_alignculture(config: str | Path | None = None, overrides: Sequence[str] 
         return comparison
 
 
-def _stats(run_dir: Path, index: int, name: str) -> dict:
-    import json
-
-    path = step_dir(run_dir, index, name) / "stats.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+def held_out_items(items: Sequence[HHHItem], queries: Sequence[HHHQuery]) -> tuple[list[HHHItem], dict[str, int]]:
+    """The CulturaX items whose question the split step put in ``test`` (never a train or val question, nor one the
+    steps before dropped), and how many items the file and the test split held."""
+    test = {q.text for q in queries if q.split == "test"}
+    kept = [it for it in items if it.question in test]
+    if not kept:
+        raise UserError(
+            f"no CulturaX question reached the test split ({len(test)} test queries): the benchmark runs on the "
+            "held-out split when queries.file is eval.data; raise split.fractions' test share or use more queries"
+        )
+    return kept, {"split": "test", "items_in_file": len(items), "test_queries": len(test), "items": len(kept)}
 
 
 def seeded_slice(items: list, limit: int | None, seed: int) -> list:
@@ -283,11 +327,18 @@ def eval_hhh(
     out: str | Path | None = None,
     seed: int = 0,
     safety_classifier: str | None = None,
+    runs: int = 1,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    repetition_penalty: float = 1.0,
 ) -> dict[str, Any]:
     """``culturealign eval hhh``: the HHH benchmark of any model with any judge; writes ``eval/hhh/``.
 
     ``safety_classifier``: a Hugging Face text-classification model to judge safety instead of the LLM judge.
+    ``runs`` answer runs sampled with ``temperature``, ``top_p``, ``repetition_penalty`` are averaged (greedy, one
+    run by default; the paper: 3 runs, 0.7, 0.9, 1.1).
     """
+    check_sampling(runs, temperature, top_p, repetition_penalty)
     items, skipped = load_culturax(data)
     items = seeded_slice(items, limit, seed)
     out = Path(out or f"runs/eval-hhh-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -306,6 +357,10 @@ def eval_hhh(
         "train_data": str(train_data) if train_data else None,
         "seed": seed,
         "safety_classifier": safety_classifier,
+        "runs": runs,
+        "temperature": temperature,
+        "top_p": top_p,
+        "repetition_penalty": repetition_penalty,
     }
     train_texts = eval_set_texts(train_data) if train_data else None
     start = time.time()
@@ -324,7 +379,17 @@ def eval_hhh(
 
         safety = HFSafetyClassifier(safety_classifier) if safety_classifier else None
         hhh = HHH(
-            items, judge, max_tokens, train_texts=train_texts, safety=safety, notes={"data_skipped": dict(skipped)}
+            items,
+            judge,
+            max_tokens,
+            train_texts=train_texts,
+            safety=safety,
+            notes={"data_skipped": dict(skipped)},
+            runs=runs,
+            temperature=temperature,
+            top_p=top_p,
+            repetition_penalty=repetition_penalty,
+            seed=seed,
         )
         result = hhh.run(tested)
         result.save(run.eval_dir("hhh"))
@@ -345,9 +410,9 @@ def show(result: dict[str, Any]) -> list[Any]:
 
     f = result["funnel"]
     out: list[Any] = [
-        f"dataset: {result['dataset']} items; splits {f.get('split', {}).get('sizes')}; leakage "
-        f"{f.get('split', {}).get('leakage')}; {result['train_examples']} training examples"
-        + (" (trained)" if result["trained"] else "")
+        f"dataset: {result['dataset']} items; {f.get('simhash-dedup', {}).get('leaked')} queries near evaluation "
+        f"items removed; splits {f.get('split', {}).get('sizes')}; leakage {f.get('split', {}).get('leakage')}; "
+        f"{result['train_examples']} training examples" + (" (trained)" if result["trained"] else "")
     ]
     for when in ("before", "after"):
         if f"hhh_{when}" in result:

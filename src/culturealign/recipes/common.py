@@ -28,7 +28,7 @@ from culturealign.llm.base import Engine
 from culturealign.llm.spec import EngineSpec
 from culturealign.records import ChatSample
 from culturealign.runs import RunFolder, write_json
-from culturealign.runs.store import write_cost, write_cost_seconds
+from culturealign.runs.store import stage_cost, write_cost, write_cost_seconds
 from culturealign.train.lora import LORA_DEFAULTS, SFT_DEFAULTS
 from culturealign.train.variants import train_variant
 
@@ -128,14 +128,18 @@ def tune_and_compare(
     """
     mode = cfg.train.mode
     trained = enough_to_train(samples, cfg.train.min_examples, hint)
-    adapters = train_variant(run.path, mode, samples, cfg.student.model, cfg.train, mode) if trained else {}
+    with stage_cost(run.path, "train"):
+        adapters = train_variant(run.path, mode, samples, cfg.student.model, cfg.train, mode) if trained else {}
     comparison: dict[str, Any] = {
         "trained": bool(adapters),
         "examples": len(samples),
         "adapters": {k: str(v) for k, v in adapters.items()},
         **survey_accounts(survey),
     }
-    results = before_after(run, cfg.student, evaluations, adapters, mode, engines)
+    students: list[Engine] = []
+    with stage_cost(run.path, "eval", students):  # the list fills as the evaluation builds its engines
+        results = before_after(run, cfg.student, evaluations, adapters, mode, students)
+    engines = [*engines, *students]
     comparison |= {name: ba.table for name, ba in results.items()}
     comparison["evaluations"] = list(results)
     if "wvs" in results and results["wvs"].after is not None:  # every change with its interval, not a bare delta

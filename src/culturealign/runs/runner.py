@@ -23,7 +23,15 @@ from typing import Any
 
 from culturealign.errors import UserError
 from culturealign.records import from_dict, to_dict
-from culturealign.runs.store import check_fingerprint, describe, fingerprint, read_jsonl, write_json, write_jsonl
+from culturealign.runs.store import (
+    check_fingerprint,
+    describe,
+    fingerprint,
+    read_jsonl,
+    stage_cost,
+    write_json,
+    write_jsonl,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +57,14 @@ def step_records(run_dir: Path, name: str, what: str = "run") -> list[Any]:
 
 
 def step_stats(run_dir: Path, steps: Sequence[Any]) -> dict[str, dict]:
-    """Every finished step's ``stats.json`` by step name (counts kept and dropped, with reasons): a run's funnel."""
+    """Every finished step's counts (kept and dropped, with reasons) by step name: a run's funnel, without the
+    settings and fingerprint its ``stats.json`` also holds."""
     out = {}
     for i, step in enumerate(steps, 1):
         path = step_dir(run_dir, i, step.name) / "stats.json"
         if path.is_file():
-            out[step.name] = json.loads(path.read_text("utf-8"))
+            stats = json.loads(path.read_text("utf-8"))
+            out[step.name] = {k: v for k, v in stats.items() if k not in ("settings", "fingerprint")}
     return out
 
 
@@ -89,7 +99,9 @@ def run_steps(
             log.info("step %s: done before, %d records read back", step.name, len(records))
             continue
         start = time.time()
-        records = list(step.run(records))
+        engines = [v for v in vars(step).values() if hasattr(v, "stats") and hasattr(v, "unbilled")]
+        with stage_cost(run_dir, step.name, engines):
+            records = list(step.run(records))
         stats = {"step": step.name, "output": len(records), "seconds": round(time.time() - start, 2), **step.stats}
         stats.update(fingerprint=chain, settings=settings)
         write_jsonl(folder / "data.jsonl", (to_dict(r) for r in records))

@@ -11,7 +11,10 @@ import fcntl
 import json
 import logging
 import math
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +259,21 @@ def write_cost(run_dir: Path, engine: Any, seconds: float) -> None:
     if methods:
         numbers["option_methods"] = dict(methods)
     add_to_ledger(run_dir / "cost.json", numbers)
+
+
+@contextmanager
+def stage_cost(run_dir: Path, stage: str, engines: Sequence[Any] = ()) -> Iterator[None]:
+    """Add what a stage took to ``cost.json`` under ``stages.<stage>``: its seconds, and the calls, tokens and cache
+    hits of ``engines`` (each counted once; a list may grow while the stage runs, with the engines it builds). A stage
+    run again (resumed) adds to its figures."""
+    before = {id(e): asdict(e.stats) for e in engines if hasattr(e, "stats")}
+    start = time.time()
+    try:
+        yield
+    finally:
+        numbers: dict[str, Any] = {"seconds": round(time.time() - start, 2)}
+        for e in {id(e): e for e in engines if hasattr(e, "stats")}.values():
+            then = before.get(id(e), {})
+            for k, v in asdict(e.stats).items():
+                numbers[k] = numbers.get(k, 0) + v - then.get(k, 0)
+        add_to_ledger(Path(run_dir) / "cost.json", {"stages": {stage: numbers}})

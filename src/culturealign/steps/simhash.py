@@ -26,7 +26,9 @@ class SimHashDedup(Step):
 
     Reasons: ``"leaks evaluation item"`` and ``"near-duplicate (hamming <= k) of <id>"`` (the record's ``id``,
     or ``record <position>`` when it has none). ``dropped_by_reason`` counts the latter without its ``of`` part,
-    so the stats (and the report's plot) keep one entry per reason, not one per kept record.
+    so the stats (and the report's plot) keep one entry per reason, not one per kept record. ``leaked`` (records
+    near a reference text, 0 included) and ``reference_texts`` (how many were given) are always in the stats, so
+    a run that removed no leak says so.
     """
 
     name = "simhash-dedup"
@@ -66,7 +68,13 @@ class SimHashDedup(Step):
         if counted:
             self.stats["dropped_by_reason"] = counted
         dropped = int(leaks.sum() + (parent >= 0).sum())
-        self.stats.update(total=len(items), kept=len(items) - dropped, dropped=dropped)
+        self.stats.update(
+            total=len(items),
+            kept=len(items) - dropped,
+            dropped=dropped,
+            leaked=int(leaks.sum()),
+            reference_texts=len(self.reference_texts),
+        )
 
 
 def _label(record: Any, position: int) -> str:
