@@ -377,16 +377,65 @@ def cultures_cmd() -> None:
 
 @app.command("build-survey")
 def build_survey_cmd(
-    respondents: Annotated[Path, typer.Option(help="Official WVS Wave 7 respondent-level CSV.")],
-    questions: Annotated[Path, typer.Option(help="questions.jsonl with the questionnaire's text and options.")],
+    respondents: Annotated[
+        Path, typer.Option(help="Official WVS Wave 7 respondent file: .sav or .dta (SPSS, Stata), or .csv.")
+    ],
     out: Annotated[Path, typer.Option(help="Folder to write the aggregate survey layout into.")],
+    questions: Annotated[
+        Path | None, typer.Option(help="questions.jsonl with the items' text and options (a .csv only: it has codes).")
+    ] = None,
+    country_column: str = "B_COUNTRY_ALPHA",
+    weight_column: str = "W_WEIGHT",
 ) -> None:
-    """Turn the official respondent-level WVS file into the aggregate folder every command reads."""
+    """Turn the official respondent-level WVS file into the aggregate folder every command reads (weighted shares)."""
+    from culturealign.data.labelled import READERS, load_labelled_respondents
     from culturealign.data.survey import load_wvs_respondents, write_survey_folder
 
-    survey = load_wvs_respondents(respondents, questions)
+    if respondents.suffix.lower() in READERS:
+        if questions is not None:
+            raise UserError("the file's own variable and value labels give the questions: leave out --questions")
+        survey = load_labelled_respondents(respondents, country_column, weight_column)
+    elif questions is None:
+        raise UserError(f"{respondents} holds codes only: pass --questions questions.jsonl, or use the .sav/.dta file")
+    else:
+        survey = load_wvs_respondents(respondents, questions, country_column, weight_column)
     write_survey_folder(survey, out)
+    _print_survey(survey, out)
+
+
+def _print_survey(survey, out: Path) -> None:
     console.print(f"wrote {len(survey.countries)} countries, {len(survey.questions)} questions to {out}")
+    for reason, n in sorted(survey.skipped.items()):
+        console.print(f"skipped {n:,}: {reason}")
+    for note in survey.notes:
+        console.print(f"note: {note}")
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Get survey and benchmark data into the folders commands read.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("get")
+def data_get_cmd(
+    name: Annotated[str, typer.Argument(help="globalopinionqa | blend")],
+    out: Annotated[Path, typer.Option(help="Folder to write.")],
+    source: Annotated[
+        str | None, typer.Option(help="A hub id, or a downloaded folder or file (hf download ... --local-dir DIR).")
+    ] = None,
+    regions: Annotated[str | None, typer.Option(help="blend: comma-separated regions (default: all).")] = None,
+) -> None:
+    """Download GlobalOpinionQA (a survey folder) or BLEnD (the folder `eval blend` reads) through `datasets`."""
+    from culturealign.data import hub
+
+    if name == "globalopinionqa":
+        survey = hub.get_globalopinionqa(out, source or hub.GOQA_SOURCE)
+        _print_survey(survey, out)
+    elif name == "blend":
+        wanted = [r.strip() for r in regions.split(",") if r.strip()] if regions else None
+        written = hub.get_blend(out, source or hub.BLEND_SOURCE, wanted)
+        console.print(f"wrote {len(written)} regions, {sum(written.values()):,} questions to {out}")
+    else:
+        raise UserError(f"unknown data set {name!r}: use globalopinionqa or blend")
 
 
 def main() -> None:

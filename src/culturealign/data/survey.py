@@ -73,7 +73,7 @@ def load_wvs_folder(path: str | Path) -> Survey:
     """Load the aggregate WVS layout (see ``../shared/data/README.md``) from a folder."""
     folder = Path(path)
     if not folder.is_dir():
-        raise UserError(f"survey folder not found: {folder}; pass a folder with questions.jsonl and distributions.csv")
+        raise UserError(f"survey folder not found: {folder}; {GET_A_SURVEY}")
     questions = load_questions(folder / "questions.jsonl")
     if (folder / "countries.csv").is_file():
         register_countries_csv(folder / "countries.csv")
@@ -287,13 +287,20 @@ def write_survey_folder(survey: Survey, folder: str | Path) -> Path:
     return folder
 
 
+GET_A_SURVEY = (
+    "get one with `culturealign data get globalopinionqa --out DIR`, or `culturealign build-survey --respondents "
+    "WVS_Wave_7.sav --out DIR` (the official SPSS/Stata download), or pass a folder of questions.jsonl + "
+    "distributions.csv"
+)
+
+
 def load_survey(path: str | Path, questions: str | Path | None = None) -> Survey:
     """Load a survey from an aggregate folder, a respondent CSV (with ``questions``) or a GlobalOpinionQA CSV."""
     path = Path(path)
     if path.is_dir():
         return load_wvs_folder(path)
     if not path.exists():
-        raise UserError(f"survey not found: {path}; pass a WVS folder (questions.jsonl + distributions.csv) or a CSV")
+        raise UserError(f"survey not found: {path}; {GET_A_SURVEY}")
     with path.open(encoding="utf-8-sig", errors="replace") as f:  # only a sniff: the loader reports bad bytes
         header = f.readline()
     if "selections" in header and "options" in header:
