@@ -36,6 +36,13 @@ def blend_path() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _no_shared_cache(monkeypatch):
+    """Tests count model calls per run: the user's shared call cache would carry answers between tests (and from
+    the user's own runs). The tests of the shared cache turn it back on with a home of their own."""
+    monkeypatch.setenv("CULTUREALIGN_SHARED_CACHE", "0")
+
+
+@pytest.fixture(autouse=True)
 def _restore_culture_registry():
     """Loaders register a survey's countries.csv in the global registry; undo that after each test."""
     from culturealign import cultures

@@ -102,3 +102,40 @@ def test_repetition_penalty_must_be_positive():
 
     with pytest.raises(ValueError, match="repetition_penalty must be > 0"):
         GenParams(repetition_penalty=0.0)
+
+
+def test_a_second_run_folder_reads_the_shared_cache_and_other_weights_miss(tmp_path, monkeypatch, wvs_path):
+    """Issue 21: the base model's before-evaluation of a second run makes no model call; changed weights do."""
+    from culturealign.cultures import parse_cultures
+    from culturealign.data.survey import load_survey
+    from culturealign.evaluate.wvs import WVS
+    from culturealign.llm.scripted import ScriptedEngine
+    from culturealign.runs import RunFolder
+
+    monkeypatch.setenv("CULTUREALIGN_SHARED_CACHE", "1")
+    monkeypatch.setenv("CULTUREALIGN_HOME", str(tmp_path / "home"))
+    wvs = WVS(load_survey(wvs_path), parse_cultures("DEU,CHN"), limit=5)
+
+    def before(run_dir, weights="w1"):  # a scripted model whose identity is its weights' digest
+        engine = ScriptedEngine(name=f"model@{weights}", option_fn=lambda m, o: {c: 1.0 for c in o})
+        with RunFolder(run_dir) as run:
+            engine.cache = run.cache
+            result = wvs.run(engine, progress=False)
+            run.cache.close()
+        return engine.stats.calls, result
+
+    calls, first = before(tmp_path / "run-a")
+    assert calls == 10
+    calls, second = before(tmp_path / "run-b")  # another run folder, the same model: every answer is known
+    assert calls == 0 and second.metrics == first.metrics
+    assert (tmp_path / "run-b" / "cache.sqlite").is_file()
+    calls, _ = before(tmp_path / "run-b2")
+    assert calls == 0
+    from culturealign.llm.cache import CallCache
+
+    assert len(CallCache(tmp_path / "run-b" / "cache.sqlite")) == 10  # copied in: the folder stands on its own
+    calls, _ = before(tmp_path / "run-c", weights="w2")  # other weights: another identity, asked again
+    assert calls == 10
+    monkeypatch.setenv("CULTUREALIGN_SHARED_CACHE", "0")
+    calls, _ = before(tmp_path / "run-d")
+    assert calls == 10  # opted out: only the run's own cache

@@ -32,9 +32,12 @@ class CallCache:
     cache is the run's memory of paid calls, so the run stops rather than going on without it.
     """
 
-    def __init__(self, path: str | Path, ledger: str | Path | None = None):
+    def __init__(self, path: str | Path, ledger: str | Path | None = None, shared: CallCache | None = None):
         self.path = Path(path)
         self.ledger = Path(ledger) if ledger is not None else None  # cost.json: what the calls behind it cost
+        # the user's cache of every run (keys hold the engine's content identity): what is not here is looked up
+        # there, and copied here, so a run folder stays complete on its own
+        self.shared = shared
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.unreadable = 0  # entries that did not decode (a damaged file, an older format): read as misses
@@ -65,9 +68,20 @@ class CallCache:
                         out[k] = json.loads(v)
                     except (TypeError, ValueError):  # not JSON text: asked again, and overwritten
                         self.unreadable += 1
+        missing = [k for k in keys if k not in out]
+        if self.shared is not None and missing:
+            found = self.shared.get_many(missing)
+            if found:
+                self._put(found)
+                out.update(found)
         return out
 
     def put_many(self, items: dict[str, Any]) -> None:
+        self._put(items)
+        if self.shared is not None:
+            self.shared.put_many(items)
+
+    def _put(self, items: dict[str, Any]) -> None:
         with self._lock, self._errors("write to"):
             self._db.executemany(
                 "INSERT OR REPLACE INTO calls (key, value) VALUES (?, ?)",
@@ -88,6 +102,8 @@ class CallCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        if self.shared is not None:
+            self.shared.close()
 
 
 def _disk_hint(path: Path) -> str:

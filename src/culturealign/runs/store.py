@@ -92,9 +92,9 @@ class RunFolder:
 
     @property
     def cache(self) -> CallCache:
-        """The run's LLM call cache (``cache.sqlite``)."""
+        """The run's LLM call cache (``cache.sqlite``), backed by the user's shared one (see ``shared_cache``)."""
         if self._cache is None:
-            self._cache = CallCache(self.path / "cache.sqlite", ledger=self.path / "cost.json")
+            self._cache = CallCache(self.path / "cache.sqlite", ledger=self.path / "cost.json", shared=shared_cache())
         return self._cache
 
     def write_config(self, config: dict) -> None:
@@ -162,6 +162,20 @@ class RunFolder:
 
     def __exit__(self, exc_type, *exc) -> None:
         self.close(failed=exc_type is not None)
+
+
+def shared_cache() -> CallCache | None:
+    """The user's call cache shared by every run (``<home>/calls.sqlite``): a base model's answers to the same
+    prompts are computed once for all recipes and evaluations. Its keys hold the engine's content identity (weights
+    and adapter digests, a server's reported model), so other weights never hit. ``CULTUREALIGN_SHARED_CACHE=0``
+    turns it off."""
+    import os
+
+    if os.environ.get("CULTUREALIGN_SHARED_CACHE", "1").lower() in ("0", "false", "no", "off"):
+        return None
+    from culturealign.llm.models import home
+
+    return CallCache(home() / "calls.sqlite")
 
 
 def describe(value: Any, depth: int = 0) -> Any:
