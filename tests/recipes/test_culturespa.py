@@ -119,13 +119,14 @@ def test_unknown_config_key_and_stage(tmp_path, wvs_path):
 
 def test_redo_from_a_data_stage_retrains(tmp_path):
     """`--from select` must not reuse an adapter trained on the old selection; `--from eval` keeps it."""
-    from culturealign.recipes import common
+    from culturealign.config import load
+    from culturealign.recipes import common, culturespa
 
     run = tmp_path / "run"
     (run / "train" / "joint").mkdir(parents=True)
     (run / "train" / "joint" / "adapter_config.json").write_text("{}")
     (run / "eval" / "wvs-after").mkdir(parents=True)
-    cfg = {"out": str(run)}
+    cfg = load(None, culturespa.Config, [f"out={run}"])
     with common.recipe_run(cfg, "culturespa", ("select", "train", "eval"), "select"):
         pass
     assert not (run / "train").exists() and not (run / "eval").exists()
