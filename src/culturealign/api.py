@@ -60,10 +60,20 @@ def eval_wvs(
     out: str | Path | None = None,
     icl: int = 0,
     progress: bool = True,
+    variants: str | Sequence[str] | None = None,
+    paraphrases: str | Path | None = None,
 ) -> EvalResult:
-    """Evaluate a model's WVS alignment and write a run folder (config, cache, eval/wvs-<prompt>[-icl<k>]/)."""
+    """Evaluate a model's WVS alignment and write a run folder (config, cache, eval/wvs-<prompt>[-icl<k>]/).
+
+    ``variants`` (``prompting.parse_variants``: option orders, instruction templates, paraphrases) scores the same
+    items under each; the figures are then means over variants with their spread and the answers' sensitivity.
+    """
+    from culturealign.prompting import load_paraphrases, parse_variants
+
     survey_data = load_survey(survey)
     culture_list = parse_cultures(cultures)
+    texts = load_paraphrases(paraphrases, list(survey_data.questions))
+    names = [v.name for v in parse_variants(variants, texts)]  # bad names: one line before the model loads
     config = {
         "survey": str(survey),
         "cultures": [c.code for c in culture_list],
@@ -71,8 +81,9 @@ def eval_wvs(
         "topics": list(topics or []),
         "limit": limit,
         "icl": icl,
+        **({"variants": names, "paraphrases": str(paraphrases) if paraphrases else None} if variants else {}),
     }
-    wvs = WVS(survey_data, culture_list, prompt, topics, limit, icl)
+    wvs = WVS(survey_data, culture_list, prompt, topics, limit, icl, variants=names, paraphrases=texts)
     return evaluate(wvs, settings, out, config, f"wvs-{prompt}" + (f"-icl{icl}" if icl else ""), progress)
 
 

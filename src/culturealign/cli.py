@@ -70,6 +70,16 @@ def eval_wvs_cmd(
     icl: Annotated[
         int, typer.Option(min=0, help="Self-alignment: show K answered questions of the culture first.")
     ] = 0,
+    variants: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated evaluation variants, e.g. default,reversed,shuffle-1,template-interview,"
+            "template-nosystem,paraphrase ('standard': four of them); figures become means with their spread."
+        ),
+    ] = None,
+    paraphrases: Annotated[
+        Path | None, typer.Option(help="JSON/YAML file: question id -> paraphrased text (the 'paraphrase' variant).")
+    ] = None,
 ) -> None:
     """Measure how well a model's answers match a culture's survey answers (four metrics)."""
     from culturealign.api import EngineSettings, eval_wvs
@@ -77,7 +87,9 @@ def eval_wvs_cmd(
     from culturealign.evaluate.wvs import WVS
 
     settings = EngineSettings(engine, model, adapter, base_url, dtype, batch_size)
-    result = eval_wvs(survey, cultures, settings, prompt, topics, limit, out, icl)
+    result = eval_wvs(
+        survey, cultures, settings, prompt, topics, limit, out, icl, variants=variants, paraphrases=paraphrases
+    )
     console.print(format_metrics(WVS, result.metrics, f"WVS alignment of {model} ({prompt} prompting)"))
 
 

@@ -100,7 +100,7 @@ def test_unpaired_questions_are_dropped_and_counted(tmp_path):
     assert result["unpaired_items"] == {"a": 4, "b": 2}
     assert result["n_questions"] == {"overall": 16, "CHN": 8, "DEU": 8}
     assert "NGA" not in result["scopes"]
-    with pytest.raises(UserError, match="no \\(culture, question\\) is in every run"):
+    with pytest.raises(UserError, match="no \\(variant, culture, question\\) is in every run"):
         compare_runs([write_eval(tmp_path / "c", items[:3]), write_eval(tmp_path / "d", items[3:6])])
 
 

@@ -24,6 +24,7 @@ TINY = [
     "train.sft.max_steps=2",
     "train.sft.disable_tqdm=true",
     "eval.limit=4",
+    "eval.variants=[default,reversed]",  # before and after under the same two variants
     "eval.blend_limit=3",
 ]
 
@@ -42,10 +43,18 @@ def test_caredio_end_to_end_resumes_and_ablates(tmp_path, wvs_path):
     comparison = json.loads((out / "eval" / "comparison.json").read_text())
     assert comparison["trained"] and set(comparison["blend"]) == {"UK", "China", "overall"}
     assert 0 <= comparison["blend"]["UK"]["accuracy"]["after"] <= 1
-    select = json.loads((out / "steps" / "04-select-representative" / "stats.json").read_text())
+    select = json.loads((out / "steps" / "06-select-representative" / "stats.json").read_text())
     assert all(g["selected"] <= 2 for g in select["per_group"].values())
     optimize = json.loads((out / "steps" / "02-optimize-queries" / "stats.json").read_text())
     assert len(optimize["mean_relatedness_per_round"]) <= 2
+    dedup = json.loads((out / "steps" / "03-dedup" / "stats.json").read_text())
+    assert dedup["total"] == dedup["kept"] + dedup["dropped"] and dedup["kept"] >= 1
+    responses = json.loads((out / "steps" / "05-optimize-responses" / "stats.json").read_text())
+    assert 1 <= len(responses["mean_distinctiveness_per_round"]) <= 2
+    assert responses["rewrites_kept"] <= responses["rewrites_tried"]
+    for when in ("before", "after"):
+        metrics = json.loads((out / "eval" / f"wvs-{when}" / "metrics.json").read_text())
+        assert metrics["variants"] == ["default", "reversed"] and 0 <= metrics["overall"]["sensitivity"] <= 1
     calls = json.loads((out / "cost.json").read_text())["calls"]
 
     proc = _cli(*args, *TINY)  # finished: a re-run makes no model call

@@ -54,7 +54,9 @@ def test_clca_end_to_end_and_resumes(tmp_path, wvs_path):
     views = (out / "train" / "data" / "joint.jsonl").read_text().splitlines()
     assert {json.loads(v)["view"] for v in views} <= {"speaker", "intent"}
     data = json.loads((out / "eval" / "clca-data" / "metrics.json").read_text())
-    assert data["03-judge"]["total"] == 2
+    assert data["judge"]["total"] == 2
+    intents = comparison["data"]["intents"]
+    assert intents["method"] == "choice" and intents["annotated"] == intents["utterances"]  # scored choices
     calls = json.loads((out / "cost.json").read_text())["calls"]
 
     proc = _cli(*args, *TINY)  # finished: a re-run reads every step back and makes no model call

@@ -157,3 +157,23 @@ def test_chromium_renders_every_plot_without_errors(chromium, make_run, tmp_path
     assert png.returncode == 0, png.stderr[-2000:]
     assert shot.stat().st_size > 10_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_evaluation_under_variants_shows_its_sensitivity_and_spread(wvs_path, make_run, tmp_path):
+    from culturealign.cultures import parse_cultures
+    from culturealign.data.survey import load_survey
+    from culturealign.evaluate.wvs import WVS
+    from culturealign.llm.scripted import ScriptedEngine
+    from culturealign.runs import write_json
+
+    def first_shown(messages, options):
+        return {next(x.split(".")[0] for x in messages[-1]["content"].splitlines() if x[:1].isdigit()): 1.0}
+
+    wvs = WVS(load_survey(wvs_path), parse_cultures("DEU,CHN"), limit=6, variants=["default", "reversed"])
+    wvs.run(ScriptedEngine(option_fn=first_shown), progress=False).save(tmp_path / "run" / "eval" / "wvs-aware")
+    write_json(tmp_path / "run" / "cost.json", {"wall_seconds": 1.0})
+    page = write_report([tmp_path / "run"], tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Sensitivity to presentation" in page and "variant-sensitivity" in plots_in(page)
+    assert "the variants default, reversed" in page and "<th>SD</th>" in page
+    plain = write_report([make_run(tmp_path / "plain", full=False)], tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "Sensitivity to presentation" not in plain  # one presentation: nothing to show

@@ -93,11 +93,27 @@ def test_annotate_intents_retries_then_counts_unannotated():
     engine = ScriptedEngine(fn=lambda m: next(replies))
     c = conv("good", 2)
     c.turns.append(Turn(0, "leave", ""))
-    step = AnnotateIntents(engine, max_retries=1)
+    step = AnnotateIntents(engine, method="free", max_retries=1)
     (out,) = list(step.run([c]))
     assert step.stats["utterances"] == 2  # the leave turn is not an utterance
     assert step.stats["annotated"] == 1 and step.stats["unannotated"] == 1
+    assert step.stats["annotated_share"] == 0.5  # the parse rate
     assert sum(t.intent == "to thank" for t in out.turns) == 1
+
+
+def test_malformed_conversations_are_dropped_unless_kept():
+    broken = conv("good", 4)
+    broken.status = "malformed"
+    step = JudgeConversations(recorded_judge())
+    kept = list(step.run([conv("good"), broken, conv("short", 1)]))
+    assert len(kept) == 1 and kept[0].status == "max-turns"
+    assert step.stats["total"] == 3 and step.stats["kept"] == 1 and step.stats["dropped"] == 2
+    assert dict(step.stats["dropped_by_reason"]) == {"closed malformed by the role-play": 1, "fewer than 2 turns": 1}
+    assert [r for _, r in step.dropped] == ["closed malformed by the role-play", "fewer than 2 turns"]
+
+    step = JudgeConversations(recorded_judge(), keep_malformed=True)
+    assert [c.status for c in step.run([conv("good"), broken])] == ["max-turns", "malformed"]
+    assert "dropped_by_reason" not in step.stats and step.stats["kept"] == 2
 
 
 def test_parse_intent_never_takes_the_next_line():

@@ -57,20 +57,56 @@ def test_relatedness_rejects_bad_input(dists, match):
 
 def test_relatedness_from_logprobs_matches_probabilities_when_rows_are_normalized():
     p = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.25, 0.5, 0.25]])
-    assert culture_relatedness_from_logprobs(np.log(p)) == pytest.approx(culture_relatedness(p), rel=1e-12)
+    assert culture_relatedness_from_logprobs(np.log(p), np.ones(3)) == pytest.approx(culture_relatedness(p), rel=1e-12)
 
 
 def test_relatedness_from_logprobs_renormalizes_over_the_samples():
     # the K sampled answers hold only part of each culture's mass: a per-row constant must not matter
     p = np.array([[0.8, 0.2], [0.4, 0.6]])
     logp = np.log(p) + np.array([[-3.0], [-7.5]])
-    assert culture_relatedness_from_logprobs(logp) == pytest.approx(culture_relatedness(p), rel=1e-12)
+    assert culture_relatedness_from_logprobs(logp, [1, 1]) == pytest.approx(culture_relatedness(p), rel=1e-12)
 
 
 def test_relatedness_from_logprobs_takes_minus_inf_as_zero_probability():
-    assert culture_relatedness_from_logprobs(np.array([[0.0, -np.inf], [-np.inf, 0.0]])) == pytest.approx(
+    assert culture_relatedness_from_logprobs(np.array([[0.0, -np.inf], [-np.inf, 0.0]]), [3, 7]) == pytest.approx(
         math.log(2), rel=1e-12
     )
+
+
+def test_answers_of_equal_per_token_fit_weigh_the_same_whatever_their_lengths():
+    # per-token fit (mean log-likelihood) under [culture 1, culture 2]: answers a and b fit alike, c tells them apart
+    fit = {"a": [-2.0, -2.0], "b": [-2.0, -2.0], "c": [-1.0, -3.0]}
+    lengths = {"a": 5, "b": 50, "c": 20}
+    logp = np.array([[fit[k][c] * lengths[k] for k in "abc"] for c in range(2)])  # summed over the tokens
+    # by hand: row 1 softmax(-2, -2, -1), row 2 softmax(-2, -2, -3): a and b get the same weight in each row
+    by_hand = culture_relatedness(np.exp([[-2.0, -2.0, -1.0], [-2.0, -2.0, -3.0]]))
+    got = culture_relatedness_from_logprobs(logp, [lengths[k] for k in "abc"])
+    assert got == pytest.approx(by_hand, rel=1e-12) and by_hand > 0.05
+    short_b = np.array([[fit[k][c] * (5 if k == "b" else lengths[k]) for k in "abc"] for c in range(2)])
+    assert culture_relatedness_from_logprobs(short_b, [5, 5, 20]) == pytest.approx(got, rel=1e-12)
+    # summed, the 5-token answer takes nearly all of both rows and the culture-telling answer c hardly counts
+    assert culture_relatedness_from_logprobs(logp, [1, 1, 1]) < by_hand / 10
+
+
+def test_relatedness_does_not_change_when_every_answer_is_longer_at_the_same_fit():
+    logp = np.array([[-30.0, -12.0, -50.0], [-36.0, -9.0, -45.0]])
+    lengths = np.array([10.0, 3.0, 25.0])
+    assert culture_relatedness_from_logprobs(logp * 4, lengths * 4) == pytest.approx(
+        culture_relatedness_from_logprobs(logp, lengths), rel=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    ("lengths", "match"),
+    [
+        ([1.0], "one entry per sampled answer"),
+        ([3.0, 0.0], "positive: leave empty answers out"),
+        ([1, np.nan], "finite"),
+    ],
+)
+def test_relatedness_from_logprobs_rejects_bad_lengths(lengths, match):
+    with pytest.raises(ValueError, match=match):
+        culture_relatedness_from_logprobs(np.zeros((2, 2)), lengths)
 
 
 def test_distinctiveness_by_hand_uniform_weights():

@@ -183,41 +183,52 @@ def compare_runs(
     folders = [find_eval(d, eval_name) for d in run_dirs]
     labels = _labels(run_dirs)
     reported = [_read_metrics(f) for f in folders]
-    items = [{(i["culture"], i["question_id"]): i for i in read_jsonl(f / "items.jsonl")} for f in folders]
+    items = [{_key(i): i for i in read_jsonl(f / "items.jsonl")} for f in folders]
     common = sorted(set.intersection(*(set(it) for it in items)))
     if not common:
-        raise UserError("no (culture, question) is in every run: compare evaluations of the same cultures and items")
-    cultures = sorted({c for c, _ in common})
-    keys = {c: [k for k in common if k[0] == c] for c in cultures}
-    arrays = [{c: _arrays([it[k] for k in keys[c]]) for c in cultures} for it in items]  # run -> culture -> terms
-    qids = sorted({q for _, q in common})
+        raise UserError(
+            "no (variant, culture, question) is in every run: compare evaluations of the same cultures and items"
+        )
+    # a group is one (culture, variant): a scope's value is the mean over its groups, as metrics.json's is
+    groups = sorted({(c, v) for c, v, _ in common})
+    cultures = sorted({c for c, _ in groups})
+    variants = sorted({v for _, v in groups})
+    keys = {g: [k for k in common if k[:2] == g] for g in groups}
+    arrays = [{g: _arrays([it[k] for k in keys[g]]) for g in groups} for it in items]  # run -> group -> terms
+    qids = sorted({q for _, _, q in common})
     qid_index = {q: n for n, q in enumerate(qids)}
-    unit_of = {c: np.array([qid_index[q] for _, q in keys[c]]) for c in cultures}  # item -> its question id
+    unit_of = {g: np.array([qid_index[q] for _, _, q in keys[g]]) for g in groups}  # item -> its question id
+    local = {c: sorted({q for cc, _, q in common if cc == c}) for c in cultures}  # a culture's question ids
+    local_of = {g: np.array([local[g[0]].index(q) for _, _, q in keys[g]]) for g in groups}
+    in_culture = {c: [g for g in groups if g[0] == c] for c in cultures}
 
     rng = np.random.default_rng(seed)
     point: dict[str, list[dict]] = {}
     boot: dict[str, list[dict]] = {}
-    for c in cultures:
-        n = len(keys[c])
-        draws = rng.multinomial(n, np.full(n, 1 / n), size=n_boot)  # resample x item: times drawn
-        point[c] = [_metrics(a[c], None) for a in arrays]  # as metrics.json computes them
-        boot[c] = [_metrics(a[c], draws) for a in arrays]
+    for c in cultures:  # a culture's questions resampled, each drawn with every variant of it
+        n = len(local[c])
+        draws = rng.multinomial(n, np.full(n, 1 / n), size=n_boot)  # resample x question: times drawn
+        vw = _variant_weights(rng, n_boot, variants, in_culture[c])
+        point[c] = [_mean_over(in_culture[c], {g: _metrics(a[g], None) for g in in_culture[c]}) for a in arrays]
+        boot[c] = [
+            _mean_over(in_culture[c], {g: _metrics(a[g], draws[:, local_of[g]]) for g in in_culture[c]}, vw)
+            for a in arrays
+        ]
     draws = rng.multinomial(len(qids), np.full(len(qids), 1 / len(qids)), size=n_boot)  # resample x question id
+    vw = _variant_weights(rng, n_boot, variants, groups)
     point["overall"], boot["overall"] = [], []
-    for r in range(len(folders)):  # overall: the mean over cultures, as in metrics.json
-        per_culture = {c: _metrics(arrays[r][c], draws[:, unit_of[c]]) for c in cultures}
+    for r in range(len(folders)):  # overall: the mean over cultures (and variants), as in metrics.json
+        per_group = {g: _metrics(arrays[r][g], draws[:, unit_of[g]]) for g in groups}
         point["overall"].append({m: M.mean([point[c][r][m] for c in cultures]) for m in COMPARED_METRICS})
-        boot["overall"].append(
-            {m: M.mean(np.stack([per_culture[c][m] for c in cultures], axis=-1)) for m in COMPARED_METRICS}
-        )
+        boot["overall"].append(_mean_over(groups, per_group, vw))
 
     perm_rng = np.random.default_rng([seed, 1])  # its own stream: changing n_perm leaves the bootstrap as it was
     scopes: dict[str, dict[str, dict[str, Any]]] = {}
     for scope in ["overall", *cultures]:
         scopes[scope] = {}
-        in_scope = cultures if scope == "overall" else [scope]
-        units = unit_of if scope == "overall" else {scope: np.arange(len(keys[scope]))}
-        n_units = len(qids) if scope == "overall" else len(keys[scope])
+        in_scope = groups if scope == "overall" else in_culture[scope]
+        units = unit_of if scope == "overall" else {g: local_of[g] for g in in_scope}
+        n_units = len(qids) if scope == "overall" else len(local[scope])
         for m in COMPARED_METRICS:
             row: dict[str, Any] = {"values": {}, "reported": {}, "diff": {}, "ci": {}, "p": {}, "q": {}}
             per_unit = [_units(m, {c: a[c] for c in in_scope}, units, n_units) for a in arrays]
@@ -248,9 +259,44 @@ def compare_runs(
         "multiple_comparisons": MULTIPLE_COMPARISONS,
         "paired_items": len(common),
         "unpaired_items": {label: len(it) - len(common) for label, it in zip(labels, items, strict=True)},
-        "n_questions": {"overall": len(common), **{c: len(keys[c]) for c in cultures}},
+        "variants": variants,
+        "n_questions": {"overall": len({k[::2] for k in common}), **{c: len(local[c]) for c in cultures}},
         "scopes": scopes,
     }
+
+
+def _key(item: dict) -> tuple[str, str, str]:
+    """What an item is paired on across runs: (culture, variant, question id); items before variants: default."""
+    return item["culture"], item.get("variant", "default"), item["question_id"]
+
+
+def _variant_weights(
+    rng: np.random.Generator, n_boot: int, variants: list[str], groups: list[tuple[str, str]]
+) -> np.ndarray | None:
+    """Resample x group weights: how often each group's variant was drawn when variants are resampled too (the
+    variant is what else a figure depends on, so the interval covers another choice of presentations); None for
+    one variant (nothing drawn, so a run without variants keeps its figures)."""
+    if len(variants) < 2:
+        return None
+    drawn = rng.multinomial(len(variants), np.full(len(variants), 1 / len(variants)), size=n_boot)
+    return drawn[:, [variants.index(v) for _, v in groups]].astype(float)
+
+
+def _mean_over(
+    groups: list[tuple[str, str]], values: dict[tuple[str, str], dict[str, Any]], weights: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Each metric's mean over groups (NaN-aware); with ``weights`` (resample x group), one weighted mean per row."""
+    out = {}
+    for m in COMPARED_METRICS:
+        x = np.stack([np.asarray(values[g][m], dtype=float) for g in groups], axis=-1)
+        if weights is None:
+            out[m] = M.mean(x) if x.ndim > 1 else M.mean(list(x))
+            continue
+        w = np.where(np.isnan(x), 0.0, weights)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[m] = np.nansum(np.nan_to_num(x) * w, axis=-1) / w.sum(axis=-1)
+        out[m] = np.where(w.sum(axis=-1) > 0, out[m], np.nan)
+    return out
 
 
 def _ci(diffs: np.ndarray) -> list[float]:

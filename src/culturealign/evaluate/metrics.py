@@ -120,3 +120,19 @@ def kl_divergence(p: Sequence[float], q: Sequence[float], eps: float = 1e-6) -> 
     a, b = np.asarray(p, float) + eps, np.asarray(q, float) + eps
     a, b = a / a.sum(), b / b.sum()
     return float(np.sum(a * np.log(a / b)))
+
+
+def total_variation(p: Sequence[float], q: Sequence[float]) -> float:
+    """Total-variation distance, half the L1 distance of the two (renormalized) distributions: in [0, 1]."""
+    a, b = np.asarray(p, float), np.asarray(q, float)
+    return float(0.5 * np.abs(a / a.sum() - b / b.sum()).sum())
+
+
+def spread(values: Sequence[float | None]) -> dict[str, float]:
+    """The spread of one figure over evaluation variants: mean, sample SD (NaN for one value), min and max."""
+    x = np.asarray([math.nan if v is None else v for v in values], dtype=float)
+    x = x[~np.isnan(x)]
+    if not x.size:
+        return {"mean": math.nan, "sd": math.nan, "min": math.nan, "max": math.nan, "n": 0}
+    sd = float(np.std(x, ddof=1)) if x.size > 1 else math.nan
+    return {"mean": float(x.mean()), "sd": sd, "min": float(x.min()), "max": float(x.max()), "n": int(x.size)}

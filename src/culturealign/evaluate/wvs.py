@@ -22,7 +22,7 @@ from culturealign.evaluate import metrics as M
 from culturealign.evaluate.base import EvalResult, Evaluation, fmt
 from culturealign.llm.base import Engine
 from culturealign.progress import progress_bar
-from culturealign.prompting import persona_system, survey_messages
+from culturealign.prompting import parse_variants, persona_system, survey_messages
 from culturealign.records import SurveyQuestion
 
 METRIC_NAMES = ("culturespa", "one_minus_jsd", "accuracy", "wasserstein")
@@ -44,6 +44,7 @@ class WVSItem:
     one_minus_jsd: float
     wasserstein: float | None
     cross_one_minus_jsd: float | None = None  # mean 1-JSD to the *other* evaluated cultures' people (see below)
+    variant: str = "default"  # the evaluation variant (option order, template, paraphrase) it was asked under
 
 
 def select_questions(
@@ -62,7 +63,9 @@ def select_questions(
     return qs
 
 
-def score_item(culture: str, q: SurveyQuestion, probs: dict[str, float], mass: float, human: dict) -> WVSItem:
+def score_item(
+    culture: str, q: SurveyQuestion, probs: dict[str, float], mass: float, human: dict, variant: str = "default"
+) -> WVSItem:
     codes = q.codes
     p = [probs[c] for c in codes]
     h = [human[c] for c in codes]
@@ -80,15 +83,16 @@ def score_item(culture: str, q: SurveyQuestion, probs: dict[str, float], mass: f
         mass,
         M.one_minus_jsd(p, h),
         w1,
+        variant=variant,
     )
 
 
 def with_cross_culture(items: Sequence[WVSItem]) -> list[WVSItem]:
     """Set each item's ``cross_one_minus_jsd``: the mean, over the other evaluated cultures that answered the same
     question, of 1-JSD between the model answering as this culture and *those* people (None without one)."""
-    by_question: dict[str, list[WVSItem]] = defaultdict(list)
-    for it in items:
-        by_question[it.question_id].append(it)
+    by_question: dict[tuple[str, str], list[WVSItem]] = defaultdict(list)
+    for it in items:  # within one variant: the model asked the same way
+        by_question[(it.variant, it.question_id)].append(it)
     for group in by_question.values():
         for it in group:
             others = [o for o in group if o.culture != it.culture]
@@ -123,7 +127,15 @@ def aggregate(items: Sequence[WVSItem]) -> dict[str, float]:
 
 
 def summarize(items: Sequence[WVSItem]) -> dict[str, Any]:
-    """Metrics per culture, per culture x topic, per topic (mean over cultures) and overall (mean over cultures)."""
+    """Metrics per culture, per culture x topic, per topic (mean over cultures) and overall (mean over cultures).
+
+    Items of several evaluation variants: each figure is the mean over variants of that variant's figure, with the
+    spread over variants (``variant_spread``), every variant's own figures (``per_variant``) and each culture's
+    ``sensitivity`` (:func:`sensitivity`) beside it.
+    """
+    variants = list(dict.fromkeys(getattr(i, "variant", "default") for i in items))
+    if len(variants) > 1:
+        return summarize_variants(items, variants)
     by_culture: dict[str, list[WVSItem]] = defaultdict(list)
     by_pair: dict[tuple[str, str], list[WVSItem]] = defaultdict(list)
     for it in items:
@@ -140,6 +152,52 @@ def summarize(items: Sequence[WVSItem]) -> dict[str, Any]:
     overall = {m: M.mean([v[m] for v in per_culture.values()]) for m in (*METRIC_NAMES, *extra)}
     overall["n_items"] = len(items)
     return {"overall": overall, "per_culture": per_culture, "per_topic": per_topic, "per_culture_topic": per_pair}
+
+
+def summarize_variants(items: Sequence[WVSItem], variants: Sequence[str]) -> dict[str, Any]:
+    """:func:`summarize` of each variant, their mean (the headline figures), spread and the answers' sensitivity."""
+    per_variant = {v: summarize([i for i in items if i.variant == v]) for v in variants}
+    first = per_variant[variants[0]]
+
+    def over_variants(pick) -> tuple[dict, dict]:  # pick: a variant's summary -> {metric: value}
+        rows = [pick(per_variant[v]) for v in variants]
+        keys = [k for k in rows[0] if isinstance(rows[0][k], int | float) and not k.startswith("n_")]
+        mean = {**rows[0], **{k: M.mean([r.get(k) for r in rows]) for k in keys}}
+        return mean, {
+            k: M.spread([r.get(k) for r in rows]) for k in keys if k in METRIC_NAMES or k == "discrimination"
+        }
+
+    out: dict[str, Any] = {"variants": list(variants)}
+    spread: dict[str, Any] = {"per_culture": {}}
+    out["overall"], spread["overall"] = over_variants(lambda m: m["overall"])
+    out["overall"]["n_items"] = len(items)
+    sens = sensitivity(items)
+    out["per_culture"] = {}
+    for c in first["per_culture"]:
+        out["per_culture"][c], spread["per_culture"][c] = over_variants(lambda m, c=c: m["per_culture"].get(c, {}))
+        out["per_culture"][c]["sensitivity"] = sens.get(c)
+    out["overall"]["sensitivity"] = M.mean(list(sens.values()))
+    for key in ("per_topic", "per_culture_topic"):
+        out[key] = {g: over_variants(lambda m, g=g, key=key: m[key].get(g, {}))[0] for g in first[key]}
+    out["variant_spread"] = spread
+    out["per_variant"] = per_variant
+    return out
+
+
+def sensitivity(items: Sequence[WVSItem]) -> dict[str, float]:
+    """Per culture, how much the model's answer depends on presentation: for each question, the mean total-variation
+    distance between the option distributions of every pair of variants, averaged over questions (0: the same
+    answer under every variant; 1: disjoint answers)."""
+    by_key: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
+    for it in items:
+        by_key[(it.culture, it.question_id)].append(it.model)
+    per_culture: dict[str, list[float]] = defaultdict(list)
+    for (culture, _), dists in sorted(by_key.items()):
+        if len(dists) < 2:
+            continue
+        pairs = [(a, b) for n, a in enumerate(dists) for b in dists[n + 1 :]]
+        per_culture[culture].append(M.mean([M.total_variation(list(a.values()), [b[k] for k in a]) for a, b in pairs]))
+    return {c: M.mean(v) for c, v in per_culture.items()}
 
 
 def divergences(items: Sequence[WVSItem], eps: float = 1e-6) -> dict[str, Any]:
@@ -179,6 +237,8 @@ class WVS(Evaluation):
     limit: int | None = None
     icl: int = 0
     seed: int = 0
+    variants: Sequence[str] = ()  # evaluation variants (``prompting.parse_variants``); none: the default only
+    paraphrases: dict[str, str] | None = None  # question id -> text, for the ``paraphrase`` variant
 
     extra_columns: ClassVar[tuple[str, ...]] = ("mass_on_options",)
 
@@ -186,7 +246,13 @@ class WVS(Evaluation):
     def caption(metrics: dict[str, Any]) -> str:
         uniform = fmt(metrics["overall"].get("one_minus_jsd_uniform"))
         return "\n".join(
-            x for x in (f"a uniform answer to every question would score 1-JSD {uniform}", skip_line(metrics)) if x
+            x
+            for x in (
+                f"a uniform answer to every question would score 1-JSD {uniform}",
+                variant_line(metrics),
+                skip_line(metrics),
+            )
+            if x
         )
 
     def cultures(self) -> list[str]:
@@ -213,26 +279,28 @@ class WVS(Evaluation):
             if self.mode == "cross-culture" and survey.similarity_path
             else None
         )
-        jobs: list[tuple[Culture, SurveyQuestion]] = []
+        variants = parse_variants(self.variants, self.paraphrases)
+        persona_system(None, self.mode)  # an unknown mode is one line before any work
+        jobs: list[tuple[Culture, SurveyQuestion, str]] = []
         prompts = []
-        for culture in self.groups:
-            system = persona_system(culture, self.mode, similarity)
-            answered = survey.answered(culture.code)
-            for q in select_questions(survey, culture.code, self.topics, self.limit, self.seed):
-                jobs.append((culture, q))
-                messages = survey_messages(q, system)
-                if self.icl:
-                    messages = _with_examples(messages, survey, culture.code, q, answered, self.icl, self.seed)
-                prompts.append(messages)
+        for variant in variants:  # the same items under each variant (same seeded sample of questions)
+            for culture in self.groups:
+                answered = survey.answered(culture.code)
+                for q in select_questions(survey, culture.code, self.topics, self.limit, self.seed):
+                    jobs.append((culture, q, variant.name))
+                    messages = variant.messages(q, culture, self.mode, similarity, self.paraphrases)
+                    if self.icl:
+                        messages = _with_examples(messages, survey, culture.code, q, answered, self.icl, self.seed)
+                    prompts.append(messages)
         if not jobs:
             raise UserError("no survey questions to ask: check --topics and --cultures")
         with progress_bar(f"WVS ({self.mode})", len(jobs), progress) as advance:
-            scores = engine.score_options(prompts, [q.codes for _, q in jobs], progress=advance)
+            scores = engine.score_options(prompts, [q.codes for _, q, _ in jobs], progress=advance)
         return self.result(
             with_cross_culture(
                 [
-                    score_item(c.code, q, s.probs, s.mass, survey.distributions[c.code][q.id])
-                    for (c, q), s in zip(jobs, scores, strict=True)
+                    score_item(c.code, q, s.probs, s.mass, survey.distributions[c.code][q.id], v)
+                    for (c, q, v), s in zip(jobs, scores, strict=True)
                 ]
             )
         )
@@ -241,6 +309,20 @@ class WVS(Evaluation):
 def survey_accounts(survey: Survey) -> dict[str, Any]:
     """What the loader skipped (by reason) and noticed, kept beside every figure computed on the survey."""
     return {"survey_skipped": dict(survey.skipped), "survey_notes": list(survey.notes)}
+
+
+def variant_line(metrics: dict[str, Any]) -> str:
+    """Under a table of several variants: what the figures are, and each metric's spread over the variants."""
+    spread = (metrics.get("variant_spread") or {}).get("overall")
+    if not spread:
+        return ""
+    parts = [f"{m} SD {fmt(s['sd'])} (min {fmt(s['min'])}, max {fmt(s['max'])})" for m, s in spread.items()]
+    sens = fmt(metrics["overall"].get("sensitivity"))
+    return (
+        f"mean over {len(metrics['variants'])} variants ({', '.join(metrics['variants'])}); spread over variants: "
+        + "; ".join(parts)
+        + f"; sensitivity (mean TV distance between variants' answers) {sens}"
+    )
 
 
 def skip_line(metrics: dict[str, Any]) -> str:

@@ -1,9 +1,11 @@
 """CAReDiO (Yao et al., arXiv 2504.08820) as a composition of steps, in this project's reading of the paper.
 
-generate queries (34 everyday-culture topics) -> optimize their culture-relatedness in context -> K persona
-responses per (query, culture), keep the most distinctive the judge accepts -> select N per culture by
-facility-location coverage + distinctiveness -> LoRA -> WVS and BLEnD before/after. The objectives are plain
-functions in ``culturealign.steps.objectives`` (swap them there); see the README for their definitions.
+generate queries (34 everyday-culture topics) -> optimize their culture-relatedness in context -> drop queries
+that duplicate an evaluation question (WVS, BLEnD of the evaluated cultures) or each other -> K persona responses
+per (query, culture), keep the most distinctive the judge accepts -> optimize the responses' distinctiveness in
+context -> select N per culture by facility-location coverage + distinctiveness -> LoRA -> WVS and BLEnD
+before/after. The objectives are plain functions in ``culturealign.steps.objectives`` (swap them there); see the
+README for their definitions.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, ClassVar
 
 from culturealign.config import Section, load, setting
 from culturealign.cultures import Culture, get_culture, load_similarity, parse_cultures, related_cultures
-from culturealign.data.blend import region_for
+from culturealign.data.blend import load_blend, region_for
 from culturealign.data.survey import Survey, load_survey
 from culturealign.errors import UserError
 from culturealign.evaluate.base import Evaluation
@@ -40,7 +42,8 @@ from culturealign.recipes.common import (
 from culturealign.records import ChatSample
 from culturealign.runs import RunFolder
 from culturealign.runs.runner import run_steps, step_records
-from culturealign.steps.caredio import GenerateQueries, OptimizeQueries, RespondDistinctive
+from culturealign.steps.caredio import GenerateQueries, OptimizeQueries, OptimizeResponses, RespondDistinctive
+from culturealign.steps.dedup import Deduplicate
 from culturealign.steps.representative import SelectRepresentativeDistinctive
 
 
@@ -58,10 +61,34 @@ class Queries(Section):
 @dataclass
 class Optimize(Section):
     key: ClassVar[str] = "optimize"
-    rounds: int = setting(2, "in-context rewriting rounds of low culture-relatedness queries", low=0)
-    min_gain: float = setting(0.01, "stop when a round raises the mean score by less", low=0)
-    rewrite_fraction: float = setting(0.5, "the lowest-scoring share rewritten each round", low=0, high=1)
+    rounds: int = setting(
+        2, "in-context rewriting rounds of the queries (culture-relatedness), then as many of the responses", low=0
+    )
+    min_gain: float = setting(
+        0.0, "stop the query rounds when one raises the mean relatedness (nats, per byte) by this or less", low=0
+    )
+    response_min_gain: float = setting(
+        0.0, "stop the response rounds when one raises the mean distinctiveness (nats) by this or less", low=0
+    )
+    rewrite_fraction: float = setting(
+        0.5,
+        "the lowest-scoring share rewritten each round (of the queries; of each culture's responses)",
+        low=0,
+        high=1,
+    )
     samples: int = setting(3, "sampled answers per query for the relatedness estimate", low=1)
+
+
+@dataclass
+class Dedup(Section):
+    key: ClassVar[str] = "dedup"
+    threshold: float = setting(
+        0.9,
+        "cosine similarity (all-MiniLM-L6-v2) at which a query duplicates an evaluation question or a kept query",
+        low=0,
+        high=1,
+        open_low=True,
+    )
 
 
 @dataclass
@@ -103,6 +130,7 @@ class Config(Section):
     student: EngineSpec = student()
     queries: Queries = section(Queries)
     optimize: Optimize = section(Optimize)
+    dedup: Dedup = section(Dedup)
     responses: Responses = section(Responses)
     select: Select = section(Select)
     train: Train = section(Train)
@@ -110,7 +138,16 @@ class Config(Section):
 
 
 CONFIG = Config
-STAGES = ("generate-queries", "optimize-queries", "respond", "select-representative", "train", "eval")
+STAGES = (
+    "generate-queries",
+    "optimize-queries",
+    "dedup",
+    "respond",
+    "optimize-responses",
+    "select-representative",
+    "train",
+    "eval",
+)
 
 
 def related_map(cultures: Sequence[Culture], survey: Survey, k: int) -> dict[str, list[Culture]]:
@@ -123,18 +160,34 @@ def related_map(cultures: Sequence[Culture], survey: Survey, k: int) -> dict[str
     return out
 
 
-def data_steps(cfg: Config, survey: Survey, cultures: Sequence[Culture], run: RunFolder) -> list:
+def evaluation_questions(survey: Survey, blend: str | None, regions: Sequence[str]) -> list[str]:
+    """What generated queries must not repeat: every survey question and the BLEnD questions of ``regions``."""
+    return [q.text for q in survey.questions.values()] + [q.question for r in regions for q in load_blend(blend, r)]
+
+
+def data_steps(
+    cfg: Config, survey: Survey, cultures: Sequence[Culture], run: RunFolder, reference: Sequence[str] = ()
+) -> list:
+    """The recipe's record steps; ``reference`` holds the evaluation questions the queries are deduplicated against."""
     engine, judge = engines_from(cfg.generator, cfg.judge, run)
-    seed, r = cfg.queries.seed, cfg.responses
+    seed, o, r = cfg.queries.seed, cfg.optimize, cfg.responses
+    related = related_map(cultures, survey, r.related_k)
     return [
         GenerateQueries(engine, **cfg.queries.kwargs()),
-        OptimizeQueries(engine, cultures, **cfg.optimize.kwargs(), seed=seed),
-        RespondDistinctive(
+        OptimizeQueries(engine, cultures, **o.kwargs("response_min_gain"), seed=seed),
+        Deduplicate(reference, cfg.dedup.threshold),
+        RespondDistinctive(engine, judge, cultures, related, **r.kwargs("related_k"), seed=seed),
+        OptimizeResponses(
             engine,
             judge,
             cultures,
-            related_map(cultures, survey, r.related_k),
-            **r.kwargs("related_k"),
+            related,
+            o.rounds,
+            o.response_min_gain,
+            o.rewrite_fraction,
+            r.temperature,
+            r.max_tokens,
+            r.judge_threshold,
             seed=seed,
         ),
         SelectRepresentativeDistinctive(
@@ -162,7 +215,7 @@ def run_caredio(config: str | Path | None = None, overrides: Sequence[str] = (),
     if cfg.blend and Path(cfg.blend).is_dir():
         blend = {c.code: r for c in cultures if (r := region_for(cfg.blend, c.code, c.name))}
     with recipe_run(cfg, "caredio", STAGES, redo_from) as run:
-        steps = data_steps(cfg, survey, cultures, run)
+        steps = data_steps(cfg, survey, cultures, run, evaluation_questions(survey, cfg.blend, list(blend.values())))
         samples = run_steps(steps, run.path, redo_from=data_redo(redo_from))
         evaluations: list[Evaluation] = [wvs_evaluation(cfg.eval, survey, cultures)]
         if blend:
@@ -189,7 +242,7 @@ def ablate_selection(run_dir: str | Path) -> dict[str, Any]:
     selected = step_records(run_dir, "select-representative", "caredio run")
     cfg = load(run_dir / "config.yaml", Config)
     survey, cultures = load_survey(cfg.survey), parse_cultures(cfg.cultures)
-    candidates = step_records(run_dir, "respond", "caredio run")
+    candidates = step_records(run_dir, "optimize-responses", "caredio run")  # what the selection chose from
     rng = random.Random(0)
     random_set: list[ChatSample] = []
     for c in cultures:  # same budget per culture as the selection

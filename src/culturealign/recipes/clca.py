@@ -38,7 +38,7 @@ from culturealign.recipes.common import (
     wvs_evaluation,
 )
 from culturealign.runs import RunFolder, write_json
-from culturealign.runs.runner import run_steps
+from culturealign.runs.runner import run_steps, step_stats
 from culturealign.runs.store import read_jsonl
 from culturealign.steps.intents import AnnotateIntents
 from culturealign.steps.judge import JudgeConversations
@@ -78,13 +78,22 @@ class Filter(Section):
     )
     min_turns: int = setting(2, low=0)
     calibrate: bool = setting(True, "divide by the judge's ratings of a content-free conversation")
+    keep_malformed: bool = setting(
+        False, "keep conversations the role-play closed malformed (a turn still unparsable after its re-asks)"
+    )
 
 
 @dataclass
 class Intents(Section):
     key: ClassVar[str] = "intents"
     enabled: bool = setting(True, "annotate intents (the intent-prediction training view)")
-    max_retries: int = setting(2)
+    method: str = setting(
+        "choice",
+        "choice: the judge's option scores pick each utterance's intent and cultural norm from fixed lists (any "
+        "model); free: CLCA's free-text intents, for a judge that keeps to the format",
+        choices=("choice", "free"),
+    )
+    max_retries: int = setting(2, "method free: re-asks of a reply with no 'Intent:' line")
 
 
 @dataclass
@@ -157,20 +166,9 @@ def data_steps(cfg: Config, survey: Survey, cultures: Sequence[Culture], run: Ru
         JudgeConversations(judge, **cfg.filter.kwargs()),
     ]
     if cfg.intents.enabled:
-        steps.append(AnnotateIntents(judge, cfg.intents.max_retries, seed=seed))
+        steps.append(AnnotateIntents(judge, **cfg.intents.kwargs("enabled"), seed=seed))
     steps.append(DialogueViews(intents=cfg.intents.enabled))
     return steps
-
-
-def data_funnel(run_dir: Path) -> dict[str, Any]:
-    """Every data step's stats (counts kept and dropped, with reasons), for the run's metrics."""
-    import json
-
-    return {
-        folder.name: json.loads((folder / "stats.json").read_text())
-        for folder in sorted((run_dir / "steps").glob("*"))
-        if (folder / "stats.json").is_file()
-    }
 
 
 def _items(folder: Path) -> list[WVSItem]:
@@ -195,7 +193,7 @@ def run_clca(config: str | Path | None = None, overrides: Sequence[str] = (), re
     with recipe_run(cfg, "clca", STAGES, redo_from) as run:
         steps = data_steps(cfg, survey, cultures, run)
         samples = run_steps(steps, run.path, redo_from=data_redo(redo_from))
-        funnel = data_funnel(run.path)
+        funnel = step_stats(run.path, steps)
         write_json(run.eval_dir("clca-data") / "metrics.json", funnel)
         comparison = tune_and_compare(
             run,
@@ -213,14 +211,54 @@ def run_clca(config: str | Path | None = None, overrides: Sequence[str] = (), re
             if (items := _items(run.eval_dir(f"wvs-{when}")))
         }
         comparison["data"] = {
-            "scenarios": funnel.get("01-adapt-scenarios", {}).get("output"),
-            "conversations": funnel.get("02-role-play", {}).get("ended_by"),
-            "judge": {k: funnel.get("03-judge", {}).get(k) for k in ("total", "kept", "dropped", "dropped_by_reason")},
+            "scenarios": funnel.get("adapt-scenarios", {}).get("output"),
+            "conversations": funnel.get("role-play", {}).get("ended_by"),
+            "judge": {k: funnel.get("judge", {}).get(k) for k in ("total", "kept", "dropped", "dropped_by_reason")},
+            "intents": intent_summary(cfg, funnel),
         }
+        if (intents := comparison["data"]["intents"])["view_empty"] and intents["enabled"]:
+            log.warning(intent_line(intents))
         write_json(run.path / "eval" / "comparison.json", comparison)
         return comparison
 
 
+def intent_summary(cfg: Config, funnel: dict[str, dict]) -> dict[str, Any]:
+    """How much of the intent-prediction view (half of CLCA's training signal) the run produced."""
+    stats = funnel.get("intents", {})
+    samples = funnel.get("views", {}).get("samples", {})
+    keys = ("utterances", "annotated", "annotated_share", "mean_option_mass")
+    return {
+        "enabled": cfg.intents.enabled,
+        "method": cfg.intents.method,
+        **{k: stats.get(k) for k in keys},
+        "samples": samples.get("intent", 0),
+        "view_empty": not samples.get("intent"),
+    }
+
+
+def intent_line(s: dict[str, Any]) -> str:
+    """One line on the intent view; it says plainly when the view is empty, and why."""
+    if not s["enabled"]:
+        return "intent view: empty (intents.enabled=false): the training data has the speaker views only"
+    mass = (s["mean_option_mass"] or {}).get("intent")
+    how = f"method {s['method']}" + (f", mean probability on the labels {mass:.3g}" if mass is not None else "")
+    got = f"{s['annotated']} of {s['utterances']} utterances got an intent ({how})"
+    if s["view_empty"]:
+        hint = "" if s["method"] == "choice" else "; try intents.method=choice"
+        return f"intent view: EMPTY, {got}: the training data has the speaker views only{hint}"
+    return f"intent view: {s['samples']} samples, {got}"
+
+
+def show(result: dict[str, Any]) -> list[Any]:
+    """What ``culturealign run`` prints: the before/after comparison, then how full the intent view was."""
+    out = show_comparison(result)
+    intents = result.get("data", {}).get("intents")
+    if intents:  # right after show_comparison's line on the data (its second line when nothing was trained)
+        line = intent_line(intents)
+        warn = intents["view_empty"] and intents["enabled"]
+        out.insert(1 if result["trained"] else 2, f"[yellow]{line}" if warn else line)
+    return out
+
+
 run = run_clca
-show = show_comparison
 ABLATIONS: tuple[str, ...] = ()

@@ -67,6 +67,15 @@ class Eval(Section):
     limit: int | None = setting(None, "WVS questions per culture (a seeded sample); null = all")
     general: bool = setting(False, "general-ability check after tuning: next-token KL and multiple-choice agreement")
     general_limit: int | None = setting(None, "prompts and items of the general-ability check; null = all")
+    variants: list[str] | None = setting(
+        None,
+        "WVS evaluation variants, the same on both sides of before/after (e.g. [default, reversed, shuffle-1, "
+        "template-interview, template-nosystem] or [standard]): figures are means over variants with their spread "
+        "and sensitivity; null = the default prompt only",
+    )
+    paraphrases: str | None = setting(
+        None, "JSON/YAML file of question id -> paraphrase, for the 'paraphrase' variant"
+    )
 
 
 def check_student(cfg: Any) -> None:
@@ -109,8 +118,25 @@ def data_redo(redo_from: str | None) -> str | None:
 
 
 def wvs_evaluation(ev: Eval, survey: Survey, cultures: Sequence[Culture]) -> WVS:
-    """The culture-aware WVS evaluation every training recipe reports (``eval.topics``, ``eval.limit``)."""
-    return WVS(survey, cultures, "aware", ev.topics, ev.limit)
+    """The culture-aware WVS evaluation every training recipe reports (``eval.topics``, ``eval.limit``,
+    ``eval.variants``)."""
+    names, texts = eval_variants(ev, survey)
+    return WVS(survey, cultures, "aware", ev.topics, ev.limit, variants=names, paraphrases=texts)
+
+
+def eval_variants(ev: Any, survey: Survey | None) -> tuple[list[str], dict[str, str] | None]:
+    """``eval.variants`` and ``eval.paraphrases`` checked (a mistake names its config key): names and texts; the
+    paraphrases' ids against ``survey``'s questions (None: not checked)."""
+    from culturealign.prompting import load_paraphrases, parse_variants
+
+    try:
+        texts = load_paraphrases(ev.paraphrases, list(survey.questions) if survey is not None else None)
+    except UserError as e:
+        raise UserError(f"config key 'eval.paraphrases': {e}") from e
+    try:
+        return [v.name for v in parse_variants(ev.variants, texts)], texts
+    except UserError as e:
+        raise UserError(f"config key 'eval.variants': {e}") from e
 
 
 def tune_and_compare(
@@ -144,6 +170,8 @@ def tune_and_compare(
     comparison["evaluations"] = list(results)
     if "wvs" in results and results["wvs"].after is not None:  # every change with its interval, not a bare delta
         comparison["intervals"] = {"wvs": intervals(run, "wvs-before", "wvs-after")}
+    if "wvs" in results and (spread := variant_summary(results["wvs"])):
+        comparison["variants"] = spread
     if adapters and cfg.eval.general:
         # next-token distributions, not cached calls: these engines stay off the run's cache
         base = cfg.student.build()
@@ -168,6 +196,39 @@ def intervals(run: RunFolder, before: str, after: str) -> dict[str, Any]:
         }
         for scope, metrics in c["scopes"].items()
     } | {"n_questions": c["n_questions"]}
+
+
+def variant_summary(ba: Any) -> dict[str, Any] | None:
+    """Under several evaluation variants: each side's spread over variants and sensitivity, to read the before/after
+    change against (None with one variant)."""
+    sides = {"before": ba.before, "after": ba.after}
+    out = {
+        when: {
+            "variants": r.metrics["variants"],
+            "spread": r.metrics["variant_spread"]["overall"],
+            "sensitivity": r.metrics["overall"].get("sensitivity"),
+        }
+        for when, r in sides.items()
+        if r is not None and r.metrics.get("variants")
+    }
+    return out or None
+
+
+def variant_line(result: dict[str, Any]) -> str:
+    """One line: the change of overall 1-JSD beside its spread over the variants (is it larger than that?)."""
+    v = result.get("variants")
+    if not v:
+        return ""
+    sd = {w: s["spread"]["one_minus_jsd"]["sd"] for w, s in v.items()}
+    sens = {w: s["sensitivity"] for w, s in v.items()}
+    text = f"means over variants {', '.join(v['before']['variants'])}; 1-JSD SD over variants " + ", ".join(
+        f"{w} {x:.3f}" for w, x in sd.items()
+    )
+    return (
+        text
+        + "; sensitivity (mean TV between variants' answers) "
+        + ", ".join(f"{w} {x:.3f}" for w, x in sens.items())
+    )
 
 
 def enough_to_train(samples: Sequence[Any], min_examples: int, hint: str = "") -> bool:
@@ -226,6 +287,8 @@ def show_comparison(result: dict[str, Any]) -> list[Any]:
     for name in result.get("evaluations", ["wvs"]):
         iv = result.get("intervals", {}).get(name)
         out.append(format_before_after(evaluation_class(name), result[name], intervals=iv))
+        if name == "wvs" and variant_line(result):
+            out.append(variant_line(result))
         if name == "wvs" and skip_line(result):
             out.append(skip_line(result))
     for when, div in result.get("divergence", {}).items():

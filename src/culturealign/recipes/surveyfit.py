@@ -32,7 +32,7 @@ from culturealign.evaluate.wvs import WVS, skip_line, summarize, survey_accounts
 from culturealign.llm.base import Engine
 from culturealign.llm.models import resolve_model
 from culturealign.llm.spec import EngineSpec
-from culturealign.recipes.common import Train, intervals, recipe_run, record_cost, section, student
+from culturealign.recipes.common import Train, eval_variants, intervals, recipe_run, record_cost, section, student
 from culturealign.records import ChatSample, SoftLabel
 from culturealign.runs import RunFolder, write_json
 from culturealign.runs.runner import run_steps
@@ -91,6 +91,14 @@ class FitEval(Section):
     )
     validation: bool = setting(True, "score the validation questions (for choosing settings)")
     limit: int | None = setting(None, "eval questions per culture (null = all)")
+    variants: list[str] | None = setting(
+        None,
+        "evaluation variants of the eval questions (and eval.survey), the same before and after: e.g. [standard] or "
+        "[default, reversed, template-interview]; figures are means over variants with their spread; null = default",
+    )
+    paraphrases: str | None = setting(
+        None, "JSON/YAML file of question id -> paraphrase, for the 'paraphrase' variant"
+    )
 
 
 @dataclass
@@ -205,7 +213,11 @@ def evaluate_sets(
         groups = [c for c in groups if survey.answered(c.code)]
         if not groups:
             continue
-        result = WVS(survey, groups, "aware", None, limit).run(engine)
+        names, texts = eval_variants(cfg.eval, None) if name in ("eval", "survey2") else ([], None)
+        if texts:  # a second survey has its own ids: only the paraphrases of its questions apply
+            texts = {k: v for k, v in texts.items() if k in survey.questions} or None
+            names = names if texts else [n for n in names if "paraphrase" not in n.split("+")]
+        result = WVS(survey, groups, "aware", None, limit, variants=names, paraphrases=texts).run(engine)
         prefix = "wvs" if name == "eval" else f"wvs-{name}"
         own = _split_items(result, {c.code for c in trained})
         if own.items:
@@ -274,6 +286,7 @@ def prepare(cfg: Config) -> tuple[Survey, list[Culture], list[Culture], Question
     survey = load_survey(cfg.survey)
     trained = _cultures(survey, cfg.cultures, "cultures")
     heldout = [c for c in _cultures(survey, cfg.eval.cultures, "eval.cultures") if c not in trained]
+    eval_variants(cfg.eval, survey)  # a bad variant or paraphrase file: one line before any work
     return survey, trained, heldout, make_split(cfg, survey, trained)
 
 

@@ -244,6 +244,31 @@ def section_alignment(runs: list[RunData]) -> str:
     return _section("Alignment per culture", parts, "No WVS evaluation in these runs.")
 
 
+def section_variants(runs: list[RunData]) -> str:
+    """Evaluations scored under several variants: how much the answers depend on presentation (sensitivity per
+    culture) and each metric's spread over the variants, to read a before/after change against."""
+    parts = []
+    for run in runs:
+        for name, m in _scored(run).items():
+            if "/" in name or not m.get("variants"):
+                continue
+            label = name if len(runs) == 1 else f"{run.label} · {name}"
+            sens = {c: v["sensitivity"] for c, v in m["per_culture"].items() if v.get("sensitivity") is not None}
+            if sens:
+                caption = (
+                    f"{label}: sensitivity per culture, the mean total-variation distance between the answers under "
+                    f"the variants {', '.join(m['variants'])} (0: presentation changes nothing)"
+                )
+                svg = plots.alignment_bars({label: sens}, "sensitivity")
+                parts.append(_figure("variant-sensitivity", caption, svg, run=run.label, eval=name))
+            spread = m.get("variant_spread", {}).get("overall", {})
+            rows = [[k, _fmt(v["mean"]), _fmt(v["sd"]), _fmt(v["min"]), _fmt(v["max"])] for k, v in spread.items()]
+            if rows:
+                parts.append(f"<p>{html.escape(label)}: each metric over the variants (overall)</p>")
+                parts.append(_table(["metric", "mean", "SD", "min", "max"], rows))
+    return _section("Sensitivity to presentation", parts, "") if parts else ""
+
+
 def section_topics(runs: list[RunData]) -> str:
     """One heatmap per top-level WVS evaluation (ablation variants, nested under eval/, would swamp the page)."""
     parts = []
@@ -348,6 +373,7 @@ def render(runs: list[RunData]) -> str:
         section_result(runs),
         section_funnel(runs),
         section_alignment(runs),
+        section_variants(runs),
         section_topics(runs),
         section_loss(runs),
         section_cultural_map(runs),

@@ -4,7 +4,10 @@ In/out: :class:`Conversation`. The judge (any engine with option scoring) gives 
 1-5 for quality (natural, coherent, on the situation) and for fidelity to the culture, writes a critique of
 its own two ratings, and rates both again with the critique in view. A conversation is dropped when, after the
 critique, P(rating <= ``bad_max``) >= ``confidence`` for either aspect: bad with high confidence. Conversations
-with fewer than ``min_turns`` turns are dropped before judging. Verdicts land in ``Conversation.judge``.
+with fewer than ``min_turns`` turns are dropped before judging, and so are those the role-play closed ``malformed``
+unless ``keep_malformed``: a turn there stayed unparsable (or a verbatim repeat) after its re-asks, so the model had
+lost the thread and the conversation stops mid-exchange, which is not behaviour to train on (and the judge, scoring
+the transcript only, cannot see it). Verdicts land in ``Conversation.judge``.
 
 With ``calibrate`` (contextual calibration, Zhao et al., ICML 2021), each rating distribution is divided by the
 judge's distribution for a content-free conversation ("N/A") of the same culture and renormalized, so a judge
@@ -51,7 +54,13 @@ class JudgeConversations(Step):
     name = "judge"
 
     def __init__(
-        self, judge: Engine, bad_max: int = 2, confidence: float = 0.7, min_turns: int = 2, calibrate: bool = False
+        self,
+        judge: Engine,
+        bad_max: int = 2,
+        confidence: float = 0.7,
+        min_turns: int = 2,
+        calibrate: bool = False,
+        keep_malformed: bool = False,
     ):
         super().__init__()
         if not 1 <= bad_max < 5 or not 0 < confidence <= 1:
@@ -59,7 +68,15 @@ class JudgeConversations(Step):
                 f"filter.bad_max must be in 1..4 and filter.confidence in (0, 1], not {bad_max!r} and {confidence!r}"
             )
         self.judge, self.bad_max, self.confidence, self.min_turns = judge, bad_max, confidence, min_turns
-        self.calibrate = calibrate
+        self.calibrate, self.keep_malformed = calibrate, keep_malformed
+
+    def _unjudged(self, conv: Conversation) -> str | None:
+        """Why a conversation is dropped before judging, if it is."""
+        if len(conv.turns) < self.min_turns:
+            return f"fewer than {self.min_turns} turns"
+        if conv.status == "malformed" and not self.keep_malformed:
+            return "closed malformed by the role-play"
+        return None
 
     def _priors(self, cultures: list[str]) -> dict[str, dict[str, dict[str, float]]]:
         """aspect -> culture -> the judge's rating distribution for a content-free conversation."""
@@ -90,11 +107,11 @@ class JudgeConversations(Step):
 
     def run(self, records: Iterable[Conversation]) -> Iterator[Conversation]:
         t = templates()["clca"]
-        convs, short = [], 0
+        convs, unjudged = [], 0
         for conv in records:
-            if len(conv.turns) < self.min_turns:
-                short += 1
-                self.drop(conv, f"fewer than {self.min_turns} turns")
+            if reason := self._unjudged(conv):
+                unjudged += 1
+                self.drop(conv, reason)
             else:
                 convs.append(conv)
         fields = [self._fields(c) for c in convs]
@@ -145,5 +162,5 @@ class JudgeConversations(Step):
                 continue
             kept += 1
             yield conv
-        total = len(convs) + short
+        total = len(convs) + unjudged
         self.stats.update(total=total, kept=kept, dropped=total - kept)

@@ -7,7 +7,9 @@ formulas; what follows is **this project's reading of the paper**:
 - :func:`culture_relatedness`: how much knowing the culture tells about the answer to a query, the mutual
   information ``I(C; Y | x)`` with a uniform prior over the cultures, i.e. the mean over cultures ``c`` of
   ``KL(p(y|x,c) || p(y|x))`` where ``p(y|x)`` is the mean of the culture-conditional rows (the Jensen-Shannon
-  divergence of the rows, generalized to C rows). Zero when every culture answers alike; at most ``log C``.
+  divergence of the rows, generalized to C rows). Zero when every culture answers alike; at most ``log C``. For
+  open answers (:func:`culture_relatedness_from_logprobs`) each answer is weighed by its log-likelihood per token
+  (or byte), so that short answers do not take every row's mass.
 - :func:`distinctiveness`: how much more likely a response is under its own culture than under the related
   cultures' mixture, ``log p(y|x,c) - log sum_{c' in R(c)} w_c' p(y|x,c')``.
 - :func:`coverage`: how well a selected set represents the data, the facility-location function
@@ -53,25 +55,42 @@ def culture_relatedness(dists: np.ndarray) -> float:
     return float(rel_entr(p, mixture).sum(axis=1).mean())
 
 
-def culture_relatedness_from_logprobs(logp: np.ndarray) -> float:
+def culture_relatedness_from_logprobs(logp: np.ndarray, lengths: Sequence[float] | np.ndarray) -> float:
     """:func:`culture_relatedness` from log-probabilities of K sampled open answers scored under each culture.
 
     Args:
-        logp: ``[C, K]``, ``logp[c, k] = log p(y_k | x, c)`` for K answers sampled for the query (from any
-            culture's persona) and scored under every culture.
+        logp: ``[C, K]``, ``logp[c, k] = log p(y_k | x, c)`` (summed over the answer's tokens) for K answers sampled
+            for the query (from any culture's persona) and scored under every culture.
+        lengths: ``[K]``, the length of each answer, all positive: its token count where the engine gives one, else
+            its UTF-8 byte count (what :func:`culturealign.steps.caredio.score_relatedness` passes).
 
     Open answers have no finite answer set, so each row is renormalized over the K samples (softmax of the row):
-    the distributions compared are the cultures' conditionals restricted to the sampled answers. This is an
-    approximation: it ignores the mass outside the samples, so it measures how the cultures rank and weigh
-    these K answers, and it grows more faithful as K grows and the samples cover each culture's likely answers.
-    Rows that are already normalized log-probabilities give exactly :func:`culture_relatedness` of their exp.
+    the distributions compared are the cultures' conditionals restricted to the sampled answers. It ignores the mass
+    outside the samples, so it measures how the cultures rank and weigh these K answers, and it grows more faithful
+    as K grows and the samples cover each culture's likely answers.
+
+    Why lengths: a summed log-probability falls by a few nats per token, so answers of different lengths differ by
+    tens of nats under *every* culture; a softmax of the sums puts nearly all of each row on the same (shortest)
+    answer, and the value comes out about 0, or large only when the shortest answers differ. So each row is softmaxed
+    over the answers' mean log-likelihood per unit of length, ``logp[c, k] / lengths[k]``: an answer weighs by how
+    well it fits the culture per token (or byte), ``exp`` of which is its inverse per-unit perplexity, not by how
+    short it is; two answers of equal per-unit fit weigh the same whatever their lengths. The unit sets the
+    softmax's temperature: per byte the rows are flatter than per token (by the bytes per token, about 4 in
+    English text), so values per byte come out an order of magnitude smaller than per token; compare values of one
+    unit only. With all lengths 1, rows that are already normalized
+    log-probabilities give exactly :func:`culture_relatedness` of their exp.
     """
     lp = np.asarray(logp, dtype=np.float64)
+    n = np.asarray(lengths, dtype=np.float64)
     if lp.ndim != 2 or lp.shape[0] == 0 or lp.shape[1] == 0:
         raise ValueError(f"logp must be a non-empty [cultures, samples] array, got shape {lp.shape}")
     if np.any(np.isnan(lp)) or np.any(lp == np.inf):
         raise ValueError("logp must hold log-probabilities (no NaN or +inf)")
-    return culture_relatedness(softmax(lp, axis=1))
+    if n.shape != (lp.shape[1],):
+        raise ValueError(f"lengths needs one entry per sampled answer ({lp.shape[1]}), got shape {n.shape}")
+    if not np.all(np.isfinite(n)) or np.any(n <= 0):
+        raise ValueError("lengths must be finite and positive: leave empty answers out before scoring")
+    return culture_relatedness(softmax(lp / n, axis=1))
 
 
 def distinctiveness(logp_c: float, logp_related: Sequence[float], weights: Sequence[float] | None = None) -> float:
